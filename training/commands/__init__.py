@@ -1,0 +1,1 @@
+"""One module per `rnagan` command (or family of commands); see training.cli."""
