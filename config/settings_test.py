@@ -16,6 +16,9 @@ os.environ.setdefault("RNAGAN_VAR_DIR", os.path.join(os.path.dirname(os.path.dir
 
 from config.settings import *  # noqa: E402,F403
 
+# Each concurrent test run (a developer's and a helper's, say) can name its own test database.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("RNAGAN_TEST_DB", "test_rnagan")}  # noqa: F405
+
 # Plain storage: tests must not depend on a collectstatic manifest.
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 SESSION_COOKIE_SECURE = False

@@ -18,6 +18,12 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 
+def _stop_on_signal(signum, frame):
+    # Background jobs start with SIGINT ignored, and service managers send SIGTERM: both must stop
+    # the worker and the server too, not only this process.
+    raise KeyboardInterrupt
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -34,6 +40,8 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, **options):
         if _port_in_use(host, port):
             raise CommandError(f"{host}:{port} is already in use: stop what runs there or pass --port.")
+        signal.signal(signal.SIGINT, _stop_on_signal)
+        signal.signal(signal.SIGTERM, _stop_on_signal)
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database ready")
 

@@ -1,0 +1,44 @@
+"""GCT 1.2, the format of GTEx's gene TPM matrices.
+
+Line 1 `#1.2`; line 2 `<rows>\t<cols>`; line 3 `Name\tDescription\t<SAMPID>...`; then one row per gene:
+`ENSG00000223972.5\tDDX11L1\t0.0\t...`. Usually gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from training.io import atomic_path
+
+
+def write_gct(
+    path: str | os.PathLike[str],
+    *,
+    genes: Sequence[str],
+    descriptions: Sequence[str],
+    samples: Sequence[str],
+    values: np.ndarray,
+    decimals: int = 4,
+) -> Path:
+    """Write a genes × samples matrix as GCT 1.2, gzip-compressed when the name ends in `.gz`."""
+    path = Path(path)
+    values = np.asarray(values)
+    if values.shape != (len(genes), len(samples)):
+        raise ValueError(f"values has shape {values.shape}, expected ({len(genes)}, {len(samples)}) genes × samples")
+    if len(descriptions) != len(genes):
+        raise ValueError(f"{len(descriptions)} descriptions for {len(genes)} genes")
+    with atomic_path(path) as tmp:
+        opener = gzip.open(tmp, "wt", compresslevel=6, newline="\n") if path.suffix == ".gz" else open(tmp, "w", newline="\n")
+        with opener as handle:
+            handle.write("#1.2\n")
+            handle.write(f"{len(genes)}\t{len(samples)}\n")
+            handle.write("Name\tDescription\t" + "\t".join(samples) + "\n")
+            fmt = f"%.{decimals}g"
+            for gene, description, row in zip(genes, descriptions, values, strict=True):
+                handle.write(f"{gene}\t{description}\t" + "\t".join(fmt % v for v in row) + "\n")
+    return path
