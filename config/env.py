@@ -55,10 +55,15 @@ class Env:
     database_url: str
     broker_url: str
     result_backend: str | None
+    cache_url: str
     var_dir: Path
     media_root: Path
     static_root: Path
     tile_size: int
+    generation_queue: str
+    generation_batch: int
+    encode_threads: int
+    pool_min: int
     secure_ssl_redirect: bool
 
     @property
@@ -99,9 +104,15 @@ def read_env() -> Env:
         database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{var_dir / 'rnagan.sqlite3'}",
         broker_url=os.environ.get("CELERY_BROKER_URL") or "filesystem://",
         result_backend=os.environ.get("CELERY_RESULT_BACKEND") or None,
+        # A cache shared by web and worker processes: rate limits and the crowd statistics live here.
+        cache_url=os.environ.get("CACHE_URL") or f"file://{var_dir / 'cache'}",
         var_dir=var_dir,
         media_root=Path(os.environ.get("MEDIA_ROOT") or var_dir / "media").resolve(),
         static_root=Path(os.environ.get("STATIC_ROOT") or var_dir / "static").resolve(),
         tile_size=_int("RNAGAN_TILE_SIZE", 256),
+        generation_queue=os.environ.get("RNAGAN_GENERATION_QUEUE") or "rnagan",
+        generation_batch=_int("RNAGAN_GENERATION_BATCH", 256),
+        encode_threads=_int("RNAGAN_ENCODE_THREADS", min(16, os.cpu_count() or 1)),
+        pool_min=_int("RNAGAN_POOL_MIN", 200),
         secure_ssl_redirect=_flag("DJANGO_SECURE_SSL_REDIRECT", default=not debug),
     )

@@ -91,6 +91,24 @@ STORAGES = {
 }
 
 RNAGAN_TILE_SIZE = ENV.tile_size
+RNAGAN_GENERATION_QUEUE = ENV.generation_queue
+RNAGAN_GENERATION_BATCH = ENV.generation_batch
+RNAGAN_ENCODE_THREADS = ENV.encode_threads
+RNAGAN_POOL_MIN = ENV.pool_min
+RNAGAN_JOB_STALE_AFTER_S = 15 * 60
+
+
+def _cache_from_url(url: str) -> dict:
+    if url.startswith(("redis://", "rediss://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url.startswith("file://"):
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[len("file://"):]}
+    if url.startswith("locmem://"):
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ValueError(f"CACHE_URL={url!r}: use redis://, file:// or locmem://")
+
+
+CACHES = {"default": _cache_from_url(ENV.cache_url)}
 
 # Celery: Redis in production and tests; kombu's filesystem transport for the demo, so that a real
 # worker process runs without any server to install.
@@ -108,6 +126,13 @@ if ENV.embedded_broker:
         "store_processed": False,
     }
 CELERY_TASK_DEFAULT_QUEUE = "rnagan"
+CELERY_BEAT_SCHEDULE = {
+    "replenish-tile-pool": {"task": "generation.tasks.replenish_pool", "schedule": 300.0},
+    "resume-stalled-jobs": {"task": "generation.tasks.resume_stalled_jobs", "schedule": 600.0},
+}
+if ENV.broker_url.startswith(("redis://", "rediss://")):
+    # An unacknowledged task returns to the queue after this long; it must outlast the longest task.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -13,6 +13,11 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_job_seed() -> int:
+    # Jobs differ by seed, so two jobs on one checkpoint never draw the same tiles.
+    return secrets.randbits(40)
+
+
 class WorkerHeartbeat(models.Model):
     """A row written by a worker when asked: proof that the queue, a worker and the database connect."""
 
@@ -112,13 +117,15 @@ class GenerationJob(models.Model):
     requested = models.PositiveIntegerField()
     expression_source = models.CharField(max_length=20, choices=ExpressionSource.choices, default=ExpressionSource.NONE)
     expression_ref = models.CharField(max_length=1024, blank=True, help_text="sample ID, 'file#row', or tissue")
-    seed = models.BigIntegerField(default=0)
+    seed = models.BigIntegerField(default=new_job_seed)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     produced = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # Touched after every batch: a running job whose row has not moved for long lost its worker.
+    updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created"]

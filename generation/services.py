@@ -1,8 +1,22 @@
+"""Writes to the tile catalog. Every function is safe to call twice with the same input."""
+
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from generation.models import WorkerHeartbeat
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from generation.encoding import encode_tiles
+from generation.models import Checkpoint, GenerationJob, Tile, WorkerHeartbeat, new_public_id
+from generation.storage import tile_file_delete, tile_file_write
+
+log = logging.getLogger(__name__)
 
 
 def heartbeat_record(*, token: str, hostname: str | None = None) -> WorkerHeartbeat:
@@ -11,3 +25,164 @@ def heartbeat_record(*, token: str, hostname: str | None = None) -> WorkerHeartb
         token=token, defaults={"hostname": hostname or socket.gethostname()}
     )
     return heartbeat
+
+
+@dataclass(frozen=True)
+class TileOrigin:
+    """What the catalog records about where one tile came from."""
+
+    cohort: str = ""
+    sample: str = ""
+    seed: int | None = None
+    job_index: int | None = None
+
+
+def tiles_create(
+    *,
+    images: Sequence[np.ndarray] | np.ndarray,
+    source: str,
+    tissue: str,
+    origins: Sequence[TileOrigin],
+    checkpoint: Checkpoint | None = None,
+    job: GenerationJob | None = None,
+) -> int:
+    """Encode, write and catalog tiles; return how many new rows exist afterwards.
+
+    Files are written first under final names derived from fresh public ids, then the rows are
+    inserted in one statement that skips conflicts (same image, or a job index another worker
+    already made). Files whose row lost such a race are deleted, so no orphan is left behind.
+    """
+    if len(images) != len(origins):
+        raise ValueError(f"{len(images)} images but {len(origins)} origins")
+    size = settings.RNAGAN_TILE_SIZE
+    encoded = encode_tiles(images, size, threads=getattr(settings, "RNAGAN_ENCODE_THREADS", 4))
+    rows = []
+    for enc, origin in zip(encoded, origins, strict=True):
+        public_id = new_public_id()
+        rows.append(
+            Tile(
+                public_id=public_id, source=source, tissue=tissue, sha256=enc.sha256,
+                width=enc.width, height=enc.height, checkpoint=checkpoint, job=job,
+                job_index=origin.job_index, seed=origin.seed,
+                expression_cohort=origin.cohort, expression_sample=origin.sample,
+                image=tile_file_write(public_id=public_id, data=enc.data),
+            )
+        )
+    try:
+        Tile.objects.bulk_create(rows, ignore_conflicts=True)
+    finally:
+        kept = set(Tile.objects.filter(public_id__in=[r.public_id for r in rows]).values_list("public_id", flat=True))
+        for row in rows:
+            if row.public_id not in kept:
+                tile_file_delete(row.image.name)
+    return len(kept)
+
+
+def tiles_deactivate(*, public_ids: Sequence[str]) -> int:
+    return Tile.objects.filter(public_id__in=public_ids).update(active=False)
+
+
+def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
+    """Register (or refresh) a trained run: kind and tissue come from its config; the weights must load."""
+    from pathlib import Path
+
+    from generation.loader import CheckpointError, cached_generator, weights_sha256
+    from training.io import read_json
+
+    run = Path(run_dir).resolve()
+    if not (run / "config.json").exists():
+        raise CheckpointError(f"{run}: not a training run folder (no config.json)")
+    sha256 = weights_sha256(run)
+    loaded = cached_generator(str(run), sha256)  # proves the weights load against the config
+    kind = {"none": Checkpoint.Kind.GAN, "rna": Checkpoint.Kind.RNAGAN, "noise": Checkpoint.Kind.NOISE}.get(
+        loaded.kind, loaded.kind
+    )
+    vae_run = str(loaded.vae_run) if getattr(loaded, "vae_run", None) else ""
+    if kind == Checkpoint.Kind.RNAGAN and not vae_run:
+        raise CheckpointError(f"{run}: an RNA-GAN run must name the β-VAE run it was trained with")
+    checkpoint, _ = Checkpoint.objects.update_or_create(
+        name=name,
+        defaults={
+            "kind": kind, "tissue": loaded.tissue, "run_dir": str(run), "weights_sha256": sha256,
+            "config": read_json(run / "config.json"), "vae_run_dir": vae_run,
+        },
+    )
+    return checkpoint
+
+
+def generation_job_create(
+    *,
+    checkpoint: Checkpoint,
+    requested: int,
+    expression_source: str = GenerationJob.ExpressionSource.NONE,
+    expression_ref: str = "",
+    seed: int | None = None,
+    queue: str | None = None,
+) -> GenerationJob:
+    """Create a job and queue it once the transaction commits (a worker must see the row)."""
+    kinds = GenerationJob.ExpressionSource
+    if requested <= 0:
+        raise ValueError("a job must request at least one tile")
+    if checkpoint.kind == Checkpoint.Kind.RNAGAN and expression_source == kinds.NONE:
+        expression_source = kinds.RANDOM_SAMPLE
+    if checkpoint.kind != Checkpoint.Kind.RNAGAN and expression_source != kinds.NONE:
+        raise ValueError(f"checkpoint {checkpoint.name} is {checkpoint.kind}: it takes no expression")
+    if expression_source in (kinds.SAMPLE, kinds.EXPRESSION_FILE) and not expression_ref:
+        raise ValueError(f"expression source {expression_source} needs a reference (sample ID or FILE#ROW)")
+    job = GenerationJob(
+        checkpoint=checkpoint, requested=requested, expression_source=expression_source,
+        expression_ref=expression_ref,
+    )
+    if seed is not None:
+        job.seed = seed
+    job.full_clean()
+    job.save()
+    job_queue(job=job, queue=queue)
+    return job
+
+
+def job_queue(*, job: GenerationJob, queue: str | None = None) -> None:
+    from generation.tasks import run_generation_job
+
+    target = queue or settings.RNAGAN_GENERATION_QUEUE
+    transaction.on_commit(lambda: run_generation_job.apply_async(kwargs={"job_pk": job.pk}, queue=target))
+
+
+def generation_jobs_resume_stalled(*, stale_after_s: int | None = None, queue: str | None = None) -> list[int]:
+    """Queue again the jobs whose worker vanished: running but silent for long, or queued and never started."""
+    stale_after_s = stale_after_s or settings.RNAGAN_JOB_STALE_AFTER_S
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_s)
+    stalled = list(
+        GenerationJob.objects.filter(
+            status__in=[GenerationJob.Status.RUNNING, GenerationJob.Status.QUEUED], updated__lt=cutoff
+        )
+    )
+    with transaction.atomic():
+        for job in stalled:
+            GenerationJob.objects.filter(pk=job.pk).update(updated=timezone.now())
+            job_queue(job=job, queue=queue)
+    return [job.pk for job in stalled]
+
+
+def pool_replenish(*, minimum: int | None = None, queue: str | None = None) -> list[GenerationJob]:
+    """Keep at least `minimum` active tiles per (tissue, synthetic source) that has a registered checkpoint."""
+    from django.db.models import F, Sum
+
+    minimum = minimum if minimum is not None else settings.RNAGAN_POOL_MIN
+    created = []
+    latest: dict[tuple[str, str], Checkpoint] = {}
+    for checkpoint in Checkpoint.objects.filter(kind__in=[Checkpoint.Kind.GAN, Checkpoint.Kind.RNAGAN]).order_by("created"):
+        latest[(checkpoint.tissue, checkpoint.kind)] = checkpoint
+    for (tissue, kind), checkpoint in sorted(latest.items()):
+        with transaction.atomic():
+            # Lock the checkpoint row so two beat ticks cannot both see a deficit and queue twice.
+            Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
+            active = Tile.objects.filter(tissue=tissue, source=kind, active=True).count()
+            pending = GenerationJob.objects.filter(
+                checkpoint__tissue=tissue, checkpoint__kind=kind,
+                status__in=[GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING],
+            ).aggregate(n=Sum(F("requested") - F("produced")))["n"] or 0
+            deficit = minimum - active - pending
+            if deficit > 0:
+                created.append(generation_job_create(checkpoint=checkpoint, requested=deficit, queue=queue))
+    return created

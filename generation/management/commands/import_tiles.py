@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from generation.imports import TileSourceError, real_tiles_import_folder, real_tiles_import_lmdb
+
+
+class Command(BaseCommand):
+    help = "Import real tiles (from a tile LMDB or an image folder) into the catalog through the shared encoder."
+
+    def add_arguments(self, parser):
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--lmdb", help="a tile store written by `rnagan tile-slides`")
+        source.add_argument("--folder", help="a folder of PNG/JPEG/TIFF tiles")
+        parser.add_argument("--tissue", required=True, help="tissue label, e.g. 'Lung' or 'Brain - Cortex'")
+        parser.add_argument("--limit", type=int, help="import at most this many tiles")
+
+    def handle(self, *args, lmdb=None, folder=None, tissue: str, limit=None, **options):
+        try:
+            if lmdb:
+                added = real_tiles_import_lmdb(path=lmdb, tissue=tissue, limit=limit)
+            else:
+                added = real_tiles_import_folder(folder=folder, tissue=tissue, limit=limit)
+        except (TileSourceError, FileNotFoundError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(self.style.SUCCESS(f"imported {added} new real {tissue} tiles"))

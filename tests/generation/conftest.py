@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from generation.models import Checkpoint
+
+
+def he_like_tile(seed: int, size: int = 256) -> np.ndarray:
+    """A smooth pink/purple image: compresses like tissue, unlike white noise."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    field = gaussian_filter(rng.random((size, size)), 3)
+    field = (field - field.min()) / (np.ptp(field) + 1e-9)
+    pink = np.array([230, 150, 190.0])
+    purple = np.array([90, 60, 150.0])
+    rgb = pink * (1 - field[..., None]) + purple * field[..., None]
+    return np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def tile_folder(tmp_path):
+    folder = tmp_path / "real_tiles"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(he_like_tile(i)).save(folder / f"slide{i % 2}_{i}.png")
+    return folder
+
+
+@pytest.fixture
+def gan_checkpoint(db):
+    return Checkpoint.objects.create(
+        name="lung-gan-test", kind=Checkpoint.Kind.GAN, tissue="Lung", run_dir="/nonexistent", weights_sha256="0" * 64
+    )
