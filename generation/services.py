@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from generation.encoding import encode_tiles
+from generation.encoding import EncodedTile, encode_tile
 from generation.models import Checkpoint, GenerationJob, Tile, WorkerHeartbeat, new_public_id
 from generation.storage import tile_file_delete, tile_file_write
 
@@ -55,19 +56,27 @@ def tiles_create(
     if len(images) != len(origins):
         raise ValueError(f"{len(images)} images but {len(origins)} origins")
     size = settings.RNAGAN_TILE_SIZE
-    encoded = encode_tiles(images, size, threads=getattr(settings, "RNAGAN_ENCODE_THREADS", 4))
-    rows = []
-    for enc, origin in zip(encoded, origins, strict=True):
+
+    def encode_and_store(rgb: np.ndarray) -> tuple[str, EncodedTile, str]:
+        # Encoding and writing run together in the thread pool: both release the GIL.
         public_id = new_public_id()
-        rows.append(
-            Tile(
-                public_id=public_id, source=source, tissue=tissue, sha256=enc.sha256,
-                width=enc.width, height=enc.height, checkpoint=checkpoint, job=job,
-                job_index=origin.job_index, seed=origin.seed,
-                expression_cohort=origin.cohort, expression_sample=origin.sample,
-                image=tile_file_write(public_id=public_id, data=enc.data),
-            )
+        encoded = encode_tile(rgb, size)
+        return public_id, encoded, tile_file_write(public_id=public_id, data=encoded.data)
+
+    threads = max(1, getattr(settings, "RNAGAN_ENCODE_THREADS", 4))
+    if threads == 1 or len(images) < 4:
+        stored = [encode_and_store(rgb) for rgb in images]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            stored = list(pool.map(encode_and_store, images))
+    rows = [
+        Tile(
+            public_id=public_id, source=source, tissue=tissue, sha256=enc.sha256, width=enc.width,
+            height=enc.height, checkpoint=checkpoint, job=job, job_index=origin.job_index, seed=origin.seed,
+            expression_cohort=origin.cohort, expression_sample=origin.sample, image=relative,
         )
+        for (public_id, enc, relative), origin in zip(stored, origins, strict=True)
+    ]
     try:
         Tile.objects.bulk_create(rows, ignore_conflicts=True)
     finally:

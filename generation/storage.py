@@ -22,7 +22,7 @@ def tile_absolute_path(relative: str) -> Path:
 
 
 def tile_file_write(*, public_id: str, data: bytes) -> str:
-    """Write the bytes under a temporary name in the final folder, fsync, then rename; return the relative path."""
+    """Write the bytes under a temporary name in the final folder, then rename; return the relative path."""
     relative = tile_relative_path(public_id)
     target = tile_absolute_path(relative)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,33 @@ def gan_checkpoint(db):
     return Checkpoint.objects.create(
         name="lung-gan-test", kind=Checkpoint.Kind.GAN, tissue="Lung", run_dir="/nonexistent", weights_sha256="0" * 64
     )
+
+
+@pytest.fixture
+def gan_run(tmp_path):
+    """A tiny untrained GAN run folder in the format `rnagan train-gan` writes (config + EMA weights)."""
+    return make_gan_run(tmp_path / "gan-run")
+
+
+def make_gan_run(run, *, conditioning: str = "none", tissue: str = "Lung", size: int = 64, seed: int = 0):
+    import torch
+
+    from training.gan import GANConfig, Generator, init_weights
+    from training.io import write_json
+    from training.runs import config_to_dict, save_weights
+
+    torch.manual_seed(seed)
+    config = GANConfig(input_dim=8, image_size=size, g_width=8, g_max_width=32, d_width=8, d_max_width=32)
+    generator = Generator(config)
+    init_weights(generator)
+    run.mkdir(parents=True)
+    write_json(run / "config.json", {"model": config_to_dict(config), "conditioning": conditioning, "tissue": tissue})
+    save_weights(run / "generator_ema.safetensors", generator.state_dict())
+    return run
+
+
+@pytest.fixture
+def small_tiles(settings):
+    """The catalog size matches the tiny generator, so nothing is resized."""
+    settings.RNAGAN_TILE_SIZE = 64
+    return 64

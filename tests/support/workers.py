@@ -21,12 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """One `celery worker` subprocess consuming a private queue, so parallel tests never share work."""
 
-    def __init__(self, *, queue: str | None = None, pool: str = "solo", concurrency: int = 1, log_dir: Path):
+    def __init__(
+        self, *, queue: str | None = None, pool: str = "solo", concurrency: int = 1, log_dir: Path,
+        env: dict[str, str] | None = None,
+    ):
         self.queue = queue or f"test-{uuid.uuid4().hex[:10]}"
         self.name = f"{self.queue}-{uuid.uuid4().hex[:6]}@localhost"
         self.pool = pool
         self.concurrency = concurrency
         self.log_path = log_dir / f"{self.name.split('@')[0]}.log"
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def environment(self) -> dict[str, str]:
@@ -39,7 +43,9 @@ class WorkerProcess:
             "DATABASE_URL": database_url,
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "RNAGAN_TILE_SIZE": str(settings.RNAGAN_TILE_SIZE),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
 
     def start(self, timeout: float = 60.0) -> WorkerProcess:
