@@ -14,7 +14,6 @@ cohort; IDs and gene modules come from streams of their own.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import multiprocessing
 import os
 import shutil
@@ -31,7 +30,7 @@ import pandas as pd
 from training import __version__
 from training.gct import write_gct
 from training.histology import MPP, PROGRAM_NAMES, PROGRAMS, broad_tissue, render_slide, tissue_profile
-from training.io import atomic_open, atomic_path, write_json
+from training.io import atomic_open, write_json
 from training.wsi import write_pyramidal_tiff
 
 DEFAULT_TISSUES: tuple[str, ...] = ("Lung", "Brain - Cortex")
@@ -285,9 +284,8 @@ def render_slide_file(job: SlideJob) -> str:
 
 def write_tables(folder: Path, cohort: Cohort) -> None:
     samples = cohort.samples
-    gct = write_gct(folder / "expression.gct", genes=cohort.genes, descriptions=cohort.symbols,
-                    samples=list(samples["sample_id"]), values=cohort.tpm)
-    _gzip_reproducibly(gct, folder / "expression.gct.gz")
+    write_gct(folder / "expression.gct.gz", genes=cohort.genes, descriptions=cohort.symbols,
+              samples=list(samples["sample_id"]), values=cohort.tpm)
     attributes = pd.DataFrame({
         "SAMPID": samples["sample_id"], "SMTS": samples["smts"], "SMTSD": samples["tissue"],
         "SMAFRZE": "RNASEQ", "SMRIN": samples["rin"], "SMTSISCH": samples["ischemic_minutes"],
@@ -301,14 +299,6 @@ def write_tables(folder: Path, cohort: Cohort) -> None:
 def _write_csv(path: Path, frame: pd.DataFrame, **options) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False, lineterminator="\n", **options)
-
-
-def _gzip_reproducibly(source: Path, target: Path) -> None:
-    """gzip with no name or time in the header, so equal content gives equal bytes (gzip.open stores both)."""
-    with atomic_path(target) as tmp, open(source, "rb") as raw, open(tmp, "wb") as out, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as packed:
-        shutil.copyfileobj(raw, packed, 1 << 20)
-    source.unlink()
 
 
 def manifest(cohort: Cohort) -> dict[str, object]:
