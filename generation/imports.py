@@ -32,12 +32,27 @@ def _folder_tiles(folder: Path) -> Iterator[tuple[np.ndarray, TileOrigin]]:
         yield rgb, TileOrigin(cohort=folder.name, sample=path.stem)
 
 
-def _lmdb_tiles(path: Path) -> Iterator[tuple[np.ndarray, TileOrigin]]:
-    from training.tiles import TileStore
+def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[np.ndarray, TileOrigin]]:
+    """Tiles of the store's complete slides labelled with `tissue` (or unlabelled), one slide after
+    another in turn, so that a --limit draws from every slide rather than from the first few."""
+    from training.tiles import TileStore, decode_jpeg
 
-    store = TileStore(path)
-    for key, rgb in store.iter_rgb():
-        yield rgb, TileOrigin(cohort=path.name, sample=key.split("/")[0])
+    try:
+        store = TileStore(path)
+    except FileNotFoundError as exc:
+        raise TileSourceError(str(exc)) from None
+    with store:
+        records = store.slides()
+        chosen = sorted(
+            slide for slide, record in records.items()
+            if record.get("status") == "complete" and record.get("tissue") in (None, "", tissue)
+        )
+        if not chosen:
+            labels = sorted({str(r.get("tissue")) for r in records.values() if r.get("status") == "complete"})
+            raise TileSourceError(f"{path}: no complete slides of tissue {tissue!r} (it holds: {', '.join(labels) or 'none'})")
+        keys = [iter(store.keys(slide)) for slide in chosen]
+        for key in (k for round_ in itertools.zip_longest(*keys) for k in round_ if k is not None):
+            yield decode_jpeg(store.jpeg(key)), TileOrigin(cohort=path.name, sample=key.split("/")[0])
 
 
 def _import(tiles: Iterable[tuple[np.ndarray, TileOrigin]], *, tissue: str, limit: int | None) -> int:
@@ -55,4 +70,4 @@ def real_tiles_import_folder(*, folder: str | Path, tissue: str, limit: int | No
 
 
 def real_tiles_import_lmdb(*, path: str | Path, tissue: str, limit: int | None = None) -> int:
-    return _import(_lmdb_tiles(Path(path)), tissue=tissue, limit=limit)
+    return _import(_lmdb_tiles(Path(path), tissue), tissue=tissue, limit=limit)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from generation.imports import TileSourceError, real_tiles_import_folder
+from generation.imports import TileSourceError, real_tiles_import_folder, real_tiles_import_lmdb
 from generation.models import Tile
+from tests.generation.conftest import he_like_tile
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +45,29 @@ def test_import_tiles_command(media_root, tile_folder, capsys):
     assert "imported 2 new real Brain - Cortex tiles" in capsys.readouterr().out
     with pytest.raises(CommandError, match="not a folder"):
         call_command("import_tiles", "--folder", str(tile_folder / "nope"), "--tissue", "Lung")
+
+
+def test_importing_from_a_tile_store_takes_one_tissue_spread_over_its_slides(media_root, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from training.tiles import TileStoreWriter, tile_key
+
+    store = tmp_path / "tiles.lmdb"
+    with TileStoreWriter(store) as writer:
+        for slide, tissue in [("GTEX-A-0001", "Lung"), ("GTEX-B-0002", "Lung"), ("GTEX-C-0003", "Brain - Cortex")]:
+            writer.begin_slide(slide, {"status": "partial", "tissue": tissue})
+            tiles = []
+            for i in range(4):
+                buffer = io.BytesIO()
+                Image.fromarray(he_like_tile(10 * len(tiles) + ord(slide[5]))).save(buffer, "JPEG")
+                tiles.append((tile_key(slide, 256 * i, 0), buffer.getvalue(), b"{}"))
+            writer.put_tiles(tiles)
+            writer.put_record(slide, {"status": "complete", "tissue": tissue, "count": 4})
+    assert real_tiles_import_lmdb(path=store, tissue="Lung", limit=4) == 4
+    samples = sorted(Tile.objects.values_list("expression_sample", flat=True))
+    assert samples == ["GTEX-A-0001", "GTEX-A-0001", "GTEX-B-0002", "GTEX-B-0002"]
+    assert real_tiles_import_lmdb(path=store, tissue="Brain - Cortex") == 4
+    with pytest.raises(TileSourceError, match="no complete slides of tissue 'Liver'.*Brain - Cortex, Lung"):
+        real_tiles_import_lmdb(path=store, tissue="Liver")
