@@ -31,10 +31,9 @@ from training import __version__
 from training.gct import write_gct
 from training.histology import MPP, PROGRAM_NAMES, PROGRAMS, broad_tissue, render_slide, tissue_profile
 from training.io import atomic_open, write_json
+from training.paths import DEFAULT_GENE_LIST, DEFAULT_TISSUES
 from training.wsi import write_pyramidal_tiff
 
-DEFAULT_TISSUES: tuple[str, ...] = ("Lung", "Brain - Cortex")
-DEFAULT_GENE_LIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "protein_coding_genes.csv"
 GENE_PREFIX = "rna_"
 
 # The middle part of a GTEx tissue sample ID (GTEX-1117F-0226) for the tissues we know; others get

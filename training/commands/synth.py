@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from training.cli import CommandError
-from training.synthetic import DEFAULT_GENE_LIST, DEFAULT_TISSUES, CohortConfig, write_cohort
+from training.paths import DEFAULT_GENE_LIST, DEFAULT_TISSUES
 
 DESCRIPTION = """\
 Write a synthetic cohort in GTEx's formats into OUT: expression.gct.gz (GCT 1.2, TPM-like, real gene IDs),
@@ -26,6 +26,8 @@ def positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.synthetic import CohortConfig, write_cohort
+
     config = CohortConfig(
         samples_per_tissue=args.samples_per_tissue,
         tissues=tuple(args.tissues),
