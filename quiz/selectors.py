@@ -1,0 +1,358 @@
+"""Reads for the quiz: settings, the tile pool, a game's state and results, the crowd and the leaderboard."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.storage import default_storage
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from generation.models import Tile
+from quiz.models import Game, GameRound
+
+REAL = Tile.Source.REAL.value
+GAN = Tile.Source.GAN.value
+RNAGAN = Tile.Source.RNAGAN.value
+# The noise ablation is a training control, not one of the quiz's two generators.
+GAME_SOURCES = (REAL, GAN, RNAGAN)
+SOURCE_VERDICT_LABELS = {REAL: "Real tiles recognised", GAN: "GAN tiles detected", RNAGAN: "RNA-GAN tiles detected"}
+SOURCE_LABELS = {REAL: "Real", GAN: "GAN", RNAGAN: "RNA-GAN"}
+
+CROWD_CACHE_KEY = "quiz:crowd-stats:v1"
+CROWD_CACHE_TIMEOUT = 15 * 60  # the beat task refreshes every minute; this only bounds staleness if beat stops
+LEADERBOARD_SIZE = 50
+
+
+@dataclass(frozen=True)
+class QuizSettings:
+    rounds: int
+    game_ttl: timedelta
+    demo_cohort: bool
+
+
+def quiz_settings() -> QuizSettings:
+    rounds = int(getattr(settings, "RNAGAN_QUIZ_ROUNDS", 20))
+    ttl = int(getattr(settings, "RNAGAN_QUIZ_GAME_TTL", 2 * 60 * 60))
+    if rounds < 2 or ttl <= 0:
+        raise ValueError(f"RNAGAN_QUIZ_ROUNDS={rounds} must be ≥ 2 and RNAGAN_QUIZ_GAME_TTL={ttl} positive")
+    return QuizSettings(rounds=rounds, game_ttl=timedelta(seconds=ttl),
+                        demo_cohort=bool(getattr(settings, "RNAGAN_DEMO_COHORT", False)))
+
+
+# ---------------------------------------------------------------------------------------------- the pool
+
+def source_minimums(n: int) -> dict[str, int]:
+    """Tiles of each source a game of n rounds may need: half real, the other half split GAN / RNA-GAN.
+
+    An odd synthetic half gives its extra tile to either generator by coin, so each needs the ceiling.
+    """
+    synthetic = n // 2
+    return {REAL: n - synthetic, GAN: -(-synthetic // 2), RNAGAN: -(-synthetic // 2)}
+
+
+def eligible_tissues(cells: Iterable[tuple[str, str]]) -> list[str]:
+    """Tissues with tiles of every game source.
+
+    A tissue drawn only from real tiles (no generator trained on it yet) would give the answer away, so
+    such tissues stay out of the game entirely.
+    """
+    present: dict[str, set[str]] = {}
+    for source, tissue in cells:
+        present.setdefault(tissue, set()).add(source)
+    return sorted(t for t, sources in present.items() if sources >= set(GAME_SOURCES))
+
+
+def tile_pool() -> list[tuple[int, str, str]]:
+    """(id, source, tissue) of every active tile a game may deal."""
+    return list(Tile.objects.filter(active=True, source__in=GAME_SOURCES).values_list("id", "source", "tissue"))
+
+
+def tiles_seen(*, session_key: str) -> set[int]:
+    return set(GameRound.objects.filter(game__session_key=session_key).values_list("tile_id", flat=True))
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    n: int
+    tissues: list[str]
+    available: dict[str, int]  # per source, in eligible tissues
+    needed: dict[str, int]
+
+    @property
+    def ready(self) -> bool:
+        return all(self.available[s] >= self.needed[s] for s in GAME_SOURCES)
+
+    def shortfall_message(self) -> str:
+        have = ", ".join(f"{self.available[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
+        need = ", ".join(f"{self.needed[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
+        return (f"The tile catalog is too small for a game of {self.n}: it needs at least {need} tiles in "
+                f"tissues that have all three kinds, and has {have}.")
+
+
+def pool_status_from(counts: Counter, *, n: int) -> PoolStatus:
+    """The pool's readiness from tile counts keyed (source, tissue)."""
+    tissues = eligible_tissues(counts)
+    available = {s: sum(counts[(s, t)] for t in tissues) for s in GAME_SOURCES}
+    return PoolStatus(n=n, tissues=tissues, available=available, needed=source_minimums(n))
+
+
+def pool_status(*, n: int | None = None) -> PoolStatus:
+    n = n or quiz_settings().rounds
+    rows = (Tile.objects.filter(active=True, source__in=GAME_SOURCES).values("source", "tissue")
+            .annotate(count=Count("id")).order_by())
+    return pool_status_from(Counter({(r["source"], r["tissue"]): r["count"] for r in rows}), n=n)
+
+
+# ---------------------------------------------------------------------------------------------- a game
+
+@dataclass
+class PlayState:
+    game: Game
+    rounds: list[GameRound]
+    expired: bool
+
+    @property
+    def answered(self) -> int:
+        return sum(1 for r in self.rounds if r.answered_at is not None)
+
+    @property
+    def score(self) -> int:
+        return sum(1 for r in self.rounds if r.correct)
+
+    @property
+    def current(self) -> GameRound | None:
+        return next((r for r in self.rounds if r.answered_at is None), None)
+
+    @property
+    def last_answered(self) -> GameRound | None:
+        done = [r for r in self.rounds if r.answered_at is not None]
+        return done[-1] if done else None
+
+
+def play_state(*, token: str) -> PlayState | None:
+    game = Game.objects.filter(token=token).first()
+    if game is None:
+        return None
+    rounds = list(game.rounds.select_related("tile").order_by("position"))
+    expired = game.completed is None and game.expires <= timezone.now()
+    return PlayState(game=game, rounds=rounds, expired=expired)
+
+
+def round_image_name(*, position: int, token: str | None = None, share_token: str | None = None) -> str | None:
+    """The storage name of a round's tile, by play token or (finished games only) by share token."""
+    rounds = GameRound.objects.filter(position=position)
+    if token is not None:
+        rounds = rounds.filter(game__token=token)
+    elif share_token is not None:
+        rounds = rounds.filter(game__share_token=share_token, game__completed__isnull=False)
+    else:
+        raise ValueError("give token or share_token")
+    return rounds.values_list("tile__image", flat=True).first()
+
+
+def game_by_share_token(*, share_token: str) -> Game | None:
+    return Game.objects.filter(share_token=share_token, completed__isnull=False).first()
+
+
+@dataclass(frozen=True)
+class Tally:
+    key: str
+    label: str
+    correct: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.correct / self.total) if self.total else 0
+
+
+@dataclass
+class GameResults:
+    game: Game
+    rounds: list[GameRound]
+    score: int
+    by_source: list[Tally]
+    by_tissue: list[Tally]
+    roc: dict
+    crowd: dict
+    percentile: int | None = None
+    crowd_mean: float | None = None
+
+
+def synthetic_rating(answer: str, confidence: str) -> int:
+    """The answer as a 4-level 'this is synthetic' rating, the scale the ROC curves are drawn on."""
+    if answer == GameRound.Answer.SYNTHETIC:
+        return 4 if confidence == GameRound.Confidence.SURE else 3
+    return 1 if confidence == GameRound.Confidence.SURE else 2
+
+
+def roc_curve(counts: Counter) -> dict:
+    """ROC of synthetic-vs-real from counts keyed (is_synthetic, rating 1–4); points run (0,0) → (1,1)."""
+    positives = sum(c for (syn, _), c in counts.items() if syn)
+    negatives = sum(c for (syn, _), c in counts.items() if not syn)
+    if not positives or not negatives:
+        return {"points": [], "auc": None}
+    points = [(0.0, 0.0)]
+    for threshold in (4, 3, 2, 1):
+        tpr = sum(c for (syn, r), c in counts.items() if syn and r >= threshold) / positives
+        fpr = sum(c for (syn, r), c in counts.items() if not syn and r >= threshold) / negatives
+        points.append((fpr, tpr))
+    auc = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False))
+    return {"points": points, "auc": auc}
+
+
+def _tallies(rows: Iterable[tuple[str, str, bool]], *, by: str) -> list[Tally]:
+    correct: Counter = Counter()
+    total: Counter = Counter()
+    for source, tissue, ok in rows:
+        key = source if by == "source" else tissue
+        total[key] += 1
+        correct[key] += bool(ok)
+    if by == "source":
+        return [Tally(s, SOURCE_VERDICT_LABELS[s], correct[s], total[s]) for s in GAME_SOURCES if total[s]]
+    return [Tally(t, t, correct[t], total[t]) for t in sorted(total)]
+
+
+def percentile_of(score: int, score_counts: list[int]) -> int | None:
+    """Percent of the crowd's games this score beats, ties counted half."""
+    games = sum(score_counts)
+    if not games:
+        return None
+    below = sum(score_counts[:score]) if score < len(score_counts) else games
+    ties = score_counts[score] if score < len(score_counts) else 0
+    return round(100 * (below + ties / 2) / games)
+
+
+def game_results(*, game: Game) -> GameResults:
+    rounds = list(game.rounds.select_related("tile").order_by("position"))
+    answered = [r for r in rounds if r.answered_at is not None]
+    rows = [(r.source, r.tile.tissue, bool(r.correct)) for r in answered]
+    counts = Counter((r.is_synthetic, synthetic_rating(r.answer, r.confidence)) for r in answered)
+    crowd = crowd_stats()
+    score = sum(1 for r in answered if r.correct)
+    same_size = crowd["n"] == game.n
+    return GameResults(
+        game=game, rounds=rounds, score=score,
+        by_source=_tallies(rows, by="source"), by_tissue=_tallies(rows, by="tissue"),
+        roc=roc_curve(counts), crowd=crowd,
+        percentile=percentile_of(score, crowd["score_counts"]) if same_size else None,
+        crowd_mean=crowd["mean_score"] if same_size else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- the crowd
+
+def leaderboard_top(*, limit: int = LEADERBOARD_SIZE, n: int | None = None) -> list[dict]:
+    """Best finished game per (nickname, browser session), highest score first, earliest first on ties.
+
+    Only games of the current size compete, so a shorter game cannot top a full one.
+    """
+    n = n or quiz_settings().rounds
+    best = (
+        Game.objects.filter(completed__isnull=False, n=n).exclude(nickname="")
+        .annotate(place_for_player=Window(
+            RowNumber(), partition_by=[F("nickname"), F("session_key")],
+            order_by=[F("score").desc(), F("completed").asc()],
+        ))
+        .filter(place_for_player=1)
+        .order_by("-score", "completed", "pk")
+        .values("nickname", "score", "n", "completed")
+    )
+    return list(best[:limit])
+
+
+def crowd_stats_compute() -> dict:
+    """Everything the crowd pages show, as plain data for the cache."""
+    n = quiz_settings().rounds
+    score_counts = [0] * (n + 1)
+    for row in Game.objects.filter(completed__isnull=False, n=n).values("score").annotate(c=Count("id")).order_by():
+        score_counts[row["score"]] += row["c"]
+    games = sum(score_counts)
+    mean = sum(s * c for s, c in enumerate(score_counts)) / games if games else None
+
+    cells = (GameRound.objects.filter(answered_at__isnull=False, source__in=GAME_SOURCES)
+             .values("source", "answer", "confidence", "tile__tissue", "correct").annotate(c=Count("id")).order_by())
+    rows: list[tuple[str, str, bool]] = []
+    roc_counts: Counter = Counter()
+    for cell in cells:
+        rows.extend([(cell["source"], cell["tile__tissue"], cell["correct"])] * cell["c"])
+        roc_counts[(cell["source"] != REAL, synthetic_rating(cell["answer"], cell["confidence"]))] += cell["c"]
+    answers = len(rows)
+    return {
+        "computed": timezone.now().isoformat(),
+        "n": n,
+        "games": games,
+        "answers": answers,
+        "mean_score": mean,
+        "mean_percent": round(100 * mean / n) if mean is not None else None,
+        "score_counts": score_counts,
+        "by_source": [{**asdict(t), "percent": t.percent} for t in _tallies(rows, by="source")],
+        "by_tissue": [{**asdict(t), "percent": t.percent} for t in _tallies(rows, by="tissue")],
+        "roc": roc_curve(roc_counts),
+        "leaderboard": leaderboard_top(limit=LEADERBOARD_SIZE, n=n),
+    }
+
+
+def crowd_stats() -> dict:
+    """The cached crowd statistics; computed here on a miss so a fresh site shows them at once."""
+    stats = cache.get(CROWD_CACHE_KEY)
+    if stats is None or stats.get("n") != quiz_settings().rounds:
+        stats = crowd_stats_compute()
+        cache.set(CROWD_CACHE_KEY, stats, CROWD_CACHE_TIMEOUT)
+    return stats
+
+
+def roc_svg_points(points: list[tuple[float, float]], *, size: int = 200) -> str:
+    """SVG polyline points for a ROC curve in a size × size box (y grows downwards in SVG)."""
+    return " ".join(f"{x * size:.1f},{size - y * size:.1f}" for x, y in points)
+
+
+# ---------------------------------------------------------------------------------------------- tile bytes
+
+# APP0 (JFIF) and APP14 (Adobe colour transform) describe how to decode; every other APPn segment (EXIF,
+# XMP, ICC, maker notes) and comments are free-form metadata that could name a generator, so they go.
+_KEPT_APP_MARKERS = {0xE0, 0xEE}
+
+
+def jpeg_without_metadata(data: bytes) -> bytes:
+    """The JPEG with its metadata segments removed; the compressed image data is untouched.
+
+    Returns the input unchanged when it is not a well-formed JPEG header (the catalog stores only JPEGs
+    from one encoder, so this is a second line of defence, not a validator).
+    """
+    if data[:2] != b"\xff\xd8":
+        return data
+    out = bytearray(b"\xff\xd8")
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return data
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        segment = data[i:i + 2 + length]
+        if marker == 0xDA:  # start of scan: the entropy-coded image follows, copied as is
+            out += data[i:]
+            return bytes(out)
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or marker in _KEPT_APP_MARKERS:
+            out += segment
+        i += 2 + length
+    return data
+
+
+def round_image(*, position: int, token: str | None = None, share_token: str | None = None) -> bytes | None:
+    """The bytes the browser gets for a round's tile: the same path whatever the tile's source."""
+    name = round_image_name(position=position, token=token, share_token=share_token)
+    if name is None:
+        return None
+    with default_storage.open(name, "rb") as handle:
+        return jpeg_without_metadata(handle.read())

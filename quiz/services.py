@@ -1,0 +1,262 @@
+"""Writes for the quiz: dealing and starting a game, storing answers, finishing games, crowd refresh.
+
+The server is the only judge. A game's truth lives in its rounds and leaves the server only in the
+reply to an answer that is already stored.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from generation.models import Tile
+from quiz import selectors
+from quiz.models import NICKNAME_MAX_LENGTH, Game, GameRound
+from quiz.selectors import GAME_SOURCES, GAN, REAL, RNAGAN
+
+
+class QuizError(Exception):
+    """A refusal the player should read; `status` is the HTTP status a view answers with."""
+
+    status = 400
+
+
+class PoolTooSmall(QuizError):
+    status = 409
+
+
+class GameNotFound(QuizError):
+    status = 404
+
+
+class GameExpired(QuizError):
+    status = 410
+
+
+class GameFinished(QuizError):
+    status = 409
+
+
+class RoundAlreadyAnswered(QuizError):
+    status = 409
+
+
+class RoundOutOfOrder(QuizError):
+    status = 409
+
+
+# ---------------------------------------------------------------------------------------------- dealing
+
+def source_quotas(n: int, rng: random.Random) -> dict[str, int]:
+    """Half the rounds real, the other half GAN and RNA-GAN in equal shares (a coin settles an odd one)."""
+    synthetic = n // 2
+    gan = synthetic // 2 + (synthetic % 2 if rng.random() < 0.5 else 0)
+    return {REAL: n - synthetic, GAN: gan, RNAGAN: synthetic - gan}
+
+
+def deal(pool: Iterable[tuple[int, str, str]], *, n: int, seen: set[int], seed: int) -> list[tuple[int, str]]:
+    """Pick n tiles as (tile id, source), in play order; the same pool, seen set and seed give the same deal.
+
+    Sources follow `source_quotas`. Tissues are assigned round-robin over one shuffled tissue list that
+    runs on across the three sources, so every tissue gets ⌊n/T⌋ or ⌈n/T⌉ rounds in total and each source
+    is spread evenly too. A (source, tissue) cell short of tiles hands its shortfall to the same source's
+    least-dealt tissue. Within a cell, tiles this player has not seen come first.
+    """
+    rng = random.Random(seed)
+    cells: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for tile_id, source, tissue in pool:
+        if source in GAME_SOURCES:
+            cells[(source, tissue)].append(tile_id)
+    status = selectors.pool_status_from(Counter({k: len(v) for k, v in cells.items()}), n=n)
+    if not status.ready:
+        raise PoolTooSmall(status.shortfall_message())
+
+    tissues = list(status.tissues)
+    rng.shuffle(tissues)
+    quotas = source_quotas(n, rng)
+    plan: Counter = Counter()
+    slot = 0
+    for source in GAME_SOURCES:
+        for _ in range(quotas[source]):
+            plan[(source, tissues[slot % len(tissues)])] += 1
+            slot += 1
+    per_tissue = Counter({t: sum(plan[(s, t)] for s in GAME_SOURCES) for t in tissues})
+    for source in GAME_SOURCES:
+        for tissue in tissues:
+            while plan[(source, tissue)] > len(cells[(source, tissue)]):
+                spare = [t for t in tissues if plan[(source, t)] < len(cells[(source, t)])]
+                # pool_status said the source has enough tiles overall, so a spare tissue exists.
+                target = min(spare, key=lambda t: (per_tissue[t], tissues.index(t)))
+                plan[(source, tissue)] -= 1
+                plan[(source, target)] += 1
+                per_tissue[tissue] -= 1
+                per_tissue[target] += 1
+
+    picks: list[tuple[int, str]] = []
+    for source in GAME_SOURCES:
+        for tissue in tissues:
+            ids = sorted(cells[(source, tissue)])
+            rng.shuffle(ids)
+            fresh_first = [i for i in ids if i not in seen] + [i for i in ids if i in seen]
+            picks.extend((tile_id, source) for tile_id in fresh_first[: plan[(source, tissue)]])
+    rng.shuffle(picks)
+    return picks
+
+
+_NICKNAME_SPACE = re.compile(r"\s+")
+
+
+def nickname_normalize(raw: str) -> str:
+    """Printable characters only, single spaces, at most NICKNAME_MAX_LENGTH characters."""
+    text = unicodedata.normalize("NFKC", raw or "")
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] not in {"C"})
+    return _NICKNAME_SPACE.sub(" ", text).strip()[:NICKNAME_MAX_LENGTH].strip()
+
+
+def game_start(*, session_key: str, nickname: str = "", n: int | None = None, seed: int | None = None) -> Game:
+    """Deal a new game for a browser session; raises PoolTooSmall with a readable message."""
+    if not session_key:
+        raise ValueError("a game needs the player's session key")
+    conf = selectors.quiz_settings()
+    n = n or conf.rounds
+    seed = secrets.randbits(63) if seed is None else seed
+    picks = deal(selectors.tile_pool(), n=n, seen=selectors.tiles_seen(session_key=session_key), seed=seed)
+    now = timezone.now()
+    game = Game(session_key=session_key, nickname=nickname_normalize(nickname), seed=seed, n=n,
+                created=now, expires=now + conf.game_ttl)
+    game.full_clean()
+    with transaction.atomic():
+        game.save()
+        GameRound.objects.bulk_create(
+            GameRound(game=game, position=position, tile_id=tile_id, source=source)
+            for position, (tile_id, source) in enumerate(picks, start=1)
+        )
+    return game
+
+
+# ---------------------------------------------------------------------------------------------- answering
+
+@dataclass(frozen=True)
+class AnswerReceipt:
+    """What the player may learn once an answer is stored: the verdict on that round and the progress."""
+
+    game_id: int
+    position: int
+    n: int
+    answer: str
+    correct: bool
+    source: str
+    tissue: str
+    score: int
+
+    @property
+    def completed(self) -> bool:
+        return self.position == self.n
+
+
+def _answer_sql() -> str:
+    """The one statement that checks, judges and stores an answer, and reads back the verdict.
+
+    It matches only the unanswered round at `position` of a live game (token known, not completed, not
+    expired) whose previous round is answered. PostgreSQL re-checks `answered_at IS NULL` on the row
+    after a concurrent writer commits, so of two simultaneous answers exactly one is stored; the ORM's
+    UPDATE cannot RETURN, and would need a second round trip for the verdict. The running score counts
+    only the rounds before this one, which are settled, so it reads the same under PostgreSQL's
+    statement snapshot and SQLite's row-by-row RETURNING (SQLite ≥ 3.35).
+    """
+    q = connection.ops.quote_name
+    rounds, games, tiles = q(GameRound._meta.db_table), q(Game._meta.db_table), q(Tile._meta.db_table)
+    return f"""
+        UPDATE {rounds}
+           SET answer = %s, confidence = %s, answered_at = %s,
+               correct = CASE WHEN source = %s THEN %s ELSE %s END
+         WHERE answered_at IS NULL
+           AND position = %s
+           AND game_id = (SELECT id FROM {games} WHERE token = %s AND completed IS NULL AND expires > %s)
+           AND (position = 1 OR EXISTS (
+                 SELECT 1 FROM {rounds} previous
+                  WHERE previous.game_id = {rounds}.game_id AND previous.position = {rounds}.position - 1
+                    AND previous.answered_at IS NOT NULL))
+     RETURNING game_id, source, correct,
+               (SELECT n FROM {games} g WHERE g.id = {rounds}.game_id),
+               (SELECT tissue FROM {tiles} t WHERE t.id = {rounds}.tile_id),
+               (SELECT count(*) FROM {rounds} earlier
+                 WHERE earlier.game_id = {rounds}.game_id AND earlier.position < {rounds}.position
+                   AND earlier.correct)
+    """
+
+
+def quiz_answer_submit(*, game_token: str, position: int, answer: str, confidence: str) -> AnswerReceipt:
+    """Store the answer to round `position` of a game, once, in order, while the game is live.
+
+    One statement on the hot path (see `_answer_sql`); the last round adds a second that marks the game
+    completed. Refusals take a slower path that says why.
+    """
+    if answer not in GameRound.Answer.values or confidence not in GameRound.Confidence.values:
+        raise QuizError("Choose Real or Synthetic, and Sure or Unsure.")
+    now = timezone.now()
+    says_real = answer == GameRound.Answer.REAL
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_answer_sql(), [answer, confidence, stamp, REAL, says_real, not says_real,
+                                       position, game_token, stamp])
+        row = cursor.fetchone()
+    if row is None:
+        raise _refusal(game_token=game_token, position=position, now=now)
+    game_id, source, correct, n, tissue, earlier_correct = row
+    receipt = AnswerReceipt(game_id=game_id, position=position, n=n, answer=answer, correct=bool(correct),
+                            source=source, tissue=tissue, score=earlier_correct + bool(correct))
+    if receipt.completed:
+        Game.objects.filter(pk=receipt.game_id, completed__isnull=True).update(completed=now, score=receipt.score)
+    return receipt
+
+
+def _refusal(*, game_token: str, position: int, now) -> QuizError:
+    """Say why an answer was not stored (the slow path: only refused answers come here)."""
+    game = Game.objects.filter(token=game_token).first()
+    if game is None:
+        return GameNotFound("There is no such game.")
+    if game.completed is not None:
+        return GameFinished("This game is over: every tile has been answered.")
+    if game.expires <= now:
+        return GameExpired("This game has expired. Start a new one!")
+    this_round = game.rounds.filter(position=position).first()
+    if this_round is None:
+        return GameNotFound(f"This game has no tile {position}.")
+    if this_round.answered_at is not None:
+        return RoundAlreadyAnswered(f"Tile {position} is already answered: an answer cannot be changed.")
+    return RoundOutOfOrder(f"Answer the tiles in order: tile {position} is not up yet.")
+
+
+def game_finish(*, game: Game) -> Game:
+    """Mark a game whose rounds are all answered as completed (idempotent).
+
+    `quiz_answer_submit` does this with the last answer; this mends a game whose last answer was stored by
+    a process that died before its completion UPDATE.
+    """
+    if game.completed is not None:
+        return game
+    counts = game.rounds.aggregate(answered=Count("pk", filter=Q(answered_at__isnull=False)),
+                                   score=Count("pk", filter=Q(correct=True)))
+    if counts["answered"] == game.n:
+        last = game.rounds.order_by("-answered_at").values_list("answered_at", flat=True).first()
+        Game.objects.filter(pk=game.pk, completed__isnull=True).update(completed=last, score=counts["score"])
+        game.refresh_from_db()
+    return game
+
+
+def crowd_stats_refresh() -> dict:
+    """Recompute the crowd statistics and put them in the shared cache (run by the beat task)."""
+    stats = selectors.crowd_stats_compute()
+    cache.set(selectors.CROWD_CACHE_KEY, stats, selectors.CROWD_CACHE_TIMEOUT)
+    return stats
