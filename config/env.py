@@ -64,6 +64,10 @@ class Env:
     generation_batch: int
     encode_threads: int
     pool_min: int
+    quiz_rounds: int
+    quiz_game_ttl: int
+    client_ip_header: str | None
+    demo_cohort: bool
     secure_ssl_redirect: bool
 
     @property
@@ -114,5 +118,10 @@ def read_env() -> Env:
         generation_batch=_int("RNAGAN_GENERATION_BATCH", 256),
         encode_threads=_int("RNAGAN_ENCODE_THREADS", min(16, os.cpu_count() or 1)),
         pool_min=_int("RNAGAN_POOL_MIN", 200),
+        quiz_rounds=_int("RNAGAN_QUIZ_ROUNDS", 20),
+        quiz_game_ttl=_int("RNAGAN_QUIZ_GAME_TTL", 2 * 60 * 60),
+        # Behind a proxy every client shares the proxy's address: name the header carrying the real one.
+        client_ip_header=os.environ.get("RNAGAN_CLIENT_IP_HEADER") or None,
+        demo_cohort=_flag("RNAGAN_DEMO_COHORT", default=False),
         secure_ssl_redirect=_flag("DJANGO_SECURE_SSL_REDIRECT", default=not debug),
     )

@@ -54,7 +54,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": dj_database_url.parse(ENV.database_url, conn_max_age=60, conn_health_checks=True)}
+DATABASES = {"default": dj_database_url.parse(ENV.database_url, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     ENV.var_dir.mkdir(parents=True, exist_ok=True)
     # The demo's web server and worker share one SQLite file; WAL lets them read while the other writes.
@@ -96,6 +96,10 @@ RNAGAN_GENERATION_BATCH = ENV.generation_batch
 RNAGAN_ENCODE_THREADS = ENV.encode_threads
 RNAGAN_POOL_MIN = ENV.pool_min
 RNAGAN_JOB_STALE_AFTER_S = 15 * 60
+RNAGAN_QUIZ_ROUNDS = ENV.quiz_rounds
+RNAGAN_QUIZ_GAME_TTL = ENV.quiz_game_ttl
+RNAGAN_CLIENT_IP_HEADER = ENV.client_ip_header  # e.g. HTTP_X_FORWARDED_FOR
+RNAGAN_DEMO_COHORT = ENV.demo_cohort
 
 
 def _cache_from_url(url: str) -> dict:
@@ -129,6 +133,8 @@ CELERY_TASK_DEFAULT_QUEUE = "rnagan"
 CELERY_BEAT_SCHEDULE = {
     "replenish-tile-pool": {"task": "generation.tasks.replenish_pool", "schedule": 300.0},
     "resume-stalled-jobs": {"task": "generation.tasks.resume_stalled_jobs", "schedule": 600.0},
+    # A refresh that waited longer than its period is dropped: the next one would do the same work.
+    "quiz-crowd-stats-refresh": {"task": "quiz.tasks.crowd_stats_refresh", "schedule": 60.0, "options": {"expires": 55}},
 }
 if ENV.broker_url.startswith(("redis://", "rediss://")):
     # An unacknowledged task returns to the queue after this long; it must outlast the longest task.

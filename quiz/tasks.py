@@ -5,17 +5,7 @@ from __future__ import annotations
 from config.celery import rnagan_task
 from quiz import services
 
-CROWD_STATS_EVERY_SECONDS = 60.0
-
-# Wired into CELERY_BEAT_SCHEDULE by the settings. A refresh that waited longer than its period is
-# dropped: the next one is coming and would do the same work.
-BEAT_SCHEDULE = {
-    "quiz-crowd-stats-refresh": {
-        "task": "quiz.tasks.crowd_stats_refresh",
-        "schedule": CROWD_STATS_EVERY_SECONDS,
-        "options": {"expires": CROWD_STATS_EVERY_SECONDS - 5},
-    },
-}
+# Scheduled every 60 s by CELERY_BEAT_SCHEDULE in config/settings.py.
 
 
 @rnagan_task(time_limit=120)

@@ -146,3 +146,13 @@ class TestWithRealWorkers:
         time.sleep(2)  # let any late duplicate finish
         assert Tile.objects.filter(job=job).count() == 60
         assert len(_files(media_root)) == 60
+
+
+def test_every_beat_entry_names_a_registered_task():
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, name

@@ -61,7 +61,9 @@ def test_crowd_statistics_are_computed_on_a_miss_then_served_from_the_cache(full
 
 def test_the_refresh_task_has_the_project_delivery_policy_and_a_beat_entry():
     assert tasks.crowd_stats_refresh.acks_late and tasks.crowd_stats_refresh.reject_on_worker_lost
-    entry = tasks.BEAT_SCHEDULE["quiz-crowd-stats-refresh"]
+    from django.conf import settings
+
+    entry = settings.CELERY_BEAT_SCHEDULE["quiz-crowd-stats-refresh"]
     assert entry["task"] == tasks.crowd_stats_refresh.name == "quiz.tasks.crowd_stats_refresh"
     assert 0 < entry["options"]["expires"] < entry["schedule"]
 
