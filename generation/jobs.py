@@ -23,6 +23,7 @@ from generation.expressions import ExpressionError, plan_inputs
 from generation.loader import CheckpointError, cached_generator
 from generation.models import Checkpoint, GenerationJob
 from generation.services import TileOrigin, tiles_create
+from generation.storage import staging_dir, staging_reconcile
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ def generation_job_run(*, job_pk: int, batch_size: int | None = None) -> Generat
             job.save(update_fields=["status", "started", "error", "updated"])
 
         checkpoint: Checkpoint = job.checkpoint
+        # A worker killed mid-batch left staged files: keep those whose rows committed, drop the rest.
+        staging_reconcile(staging_dir(f"job-{job.pk}"))
         done = set(job.tiles.values_list("job_index", flat=True))
         missing = [i for i in range(job.requested) if i not in done]
         if not missing:

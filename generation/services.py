@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +16,15 @@ from django.utils import timezone
 
 from generation.encoding import EncodedTile, encode_tile
 from generation.models import Checkpoint, GenerationJob, Tile, WorkerHeartbeat, new_public_id
-from generation.storage import tile_file_delete, tile_file_write
+from generation.storage import (
+    discard,
+    promote,
+    stage_file,
+    staging_dir,
+    staging_remove_if_empty,
+    staging_sweep,
+    tile_relative_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,44 +55,51 @@ def tiles_create(
     origins: Sequence[TileOrigin],
     checkpoint: Checkpoint | None = None,
     job: GenerationJob | None = None,
+    staging: str | None = None,
 ) -> int:
-    """Encode, write and catalog tiles; return how many new rows exist afterwards.
+    """Encode, write and catalog tiles; return how many of them are in the catalog afterwards.
 
-    Files are written first under final names derived from fresh public ids, then the rows are
-    inserted in one statement that skips conflicts (same image, or a job index another worker
-    already made). Files whose row lost such a race are deleted, so no orphan is left behind.
+    Two-phase (see generation/storage.py): staged files, inactive rows inserted in one statement that
+    skips conflicts (same image, or a job index another worker already made), then promoted files and
+    activated rows. Files whose row lost such a race are deleted, so nothing is left behind.
     """
     if len(images) != len(origins):
         raise ValueError(f"{len(images)} images but {len(origins)} origins")
     size = settings.RNAGAN_TILE_SIZE
+    folder = staging_dir(staging or (f"job-{job.pk}" if job else f"import-{uuid.uuid4().hex}"))
 
-    def encode_and_store(rgb: np.ndarray) -> tuple[str, EncodedTile, str]:
+    def encode_and_stage(rgb: np.ndarray) -> tuple[str, EncodedTile]:
         # Encoding and writing run together in the thread pool: both release the GIL.
         public_id = new_public_id()
         encoded = encode_tile(rgb, size)
-        return public_id, encoded, tile_file_write(public_id=public_id, data=encoded.data)
+        stage_file(staging=folder, public_id=public_id, data=encoded.data)
+        return public_id, encoded
 
     threads = max(1, getattr(settings, "RNAGAN_ENCODE_THREADS", 4))
     if threads == 1 or len(images) < 4:
-        stored = [encode_and_store(rgb) for rgb in images]
+        staged = [encode_and_stage(rgb) for rgb in images]
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            stored = list(pool.map(encode_and_store, images))
+            staged = list(pool.map(encode_and_stage, images))
     rows = [
         Tile(
             public_id=public_id, source=source, tissue=tissue, sha256=enc.sha256, width=enc.width,
             height=enc.height, checkpoint=checkpoint, job=job, job_index=origin.job_index, seed=origin.seed,
-            expression_cohort=origin.cohort, expression_sample=origin.sample, image=relative,
+            expression_cohort=origin.cohort, expression_sample=origin.sample,
+            image=tile_relative_path(public_id), active=False,
         )
-        for (public_id, enc, relative), origin in zip(stored, origins, strict=True)
+        for (public_id, enc), origin in zip(staged, origins, strict=True)
     ]
-    try:
+    with transaction.atomic():
         Tile.objects.bulk_create(rows, ignore_conflicts=True)
-    finally:
-        kept = set(Tile.objects.filter(public_id__in=[r.public_id for r in rows]).values_list("public_id", flat=True))
-        for row in rows:
-            if row.public_id not in kept:
-                tile_file_delete(row.image.name)
+    kept = set(Tile.objects.filter(public_id__in=[r.public_id for r in rows]).values_list("public_id", flat=True))
+    for row in rows:
+        if row.public_id in kept:
+            promote(staging=folder, public_id=row.public_id)
+        else:
+            discard(staging=folder, public_id=row.public_id)
+    Tile.objects.filter(public_id__in=kept).update(active=True)
+    staging_remove_if_empty(folder)
     return len(kept)
 
 
@@ -160,6 +176,7 @@ def job_queue(*, job: GenerationJob, queue: str | None = None) -> None:
 def generation_jobs_resume_stalled(*, stale_after_s: int | None = None, queue: str | None = None) -> list[int]:
     """Queue again the jobs whose worker vanished: running but silent for long, or queued and never started."""
     stale_after_s = stale_after_s or settings.RNAGAN_JOB_STALE_AFTER_S
+    staging_sweep(older_than_s=stale_after_s)
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_s)
     stalled = list(
         GenerationJob.objects.filter(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from training import __version__
 
 # Order is the order of `rnagan --help`.
-COMMAND_MODULES: tuple[str, ...] = ("training.commands.info",)
+COMMAND_MODULES: tuple[str, ...] = ("training.commands.info", "training.commands.synth", "training.commands.expression", "training.commands.vae", "training.commands.tiles", "training.commands.gan")
 
 
 class CommandError(Exception):
