@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.expression import EXAMPLES, ExpressionError, clean_gene_id, strip_version
+from training.expression import EXAMPLES, ExpressionError
 from training.gct import iter_gct_names, read_gct
+from training.genes import clean_gene_id, strip_version
 from training.io import atomic_path, write_json
 from training.scaler import Scaler
 

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGE_SIZES = (64, 128, 256)
+from training.constants import IMAGE_SIZES
+
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
 

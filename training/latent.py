@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.expression import clean_gene_id, load_prepared
+from training.expression import load_prepared
+from training.genes import clean_gene_id
 from training.io import atomic_path
 from training.vae import LoadedVAE, VAEError, gene_order
 

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from training.constants import DEFAULT_SD_FLOOR
 from training.io import atomic_path
 
 SCALER_FILE = "scaler.npz"
-# In log1p units 0.01 is about a 1 % change in TPM, below RNA-seq quantification noise. A smaller floor
-# lets a gene that is (almost) constant in training turn ordinary values elsewhere into huge z-scores.
-DEFAULT_SD_FLOOR = 1e-2
 
 
 @dataclass(frozen=True)

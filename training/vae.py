@@ -222,7 +222,8 @@ class LoadedVAE:
             raise VAEError(f"{what} must have shape (n, {width}) or ({width},), got {a.shape}")
         if not np.isfinite(a).all():
             raise VAEError(f"{what} contains NaN or infinite values")
-        return a
+        # torch.from_numpy refuses negative strides (a view such as matrix[:, ::-1]): copy those.
+        return np.ascontiguousarray(a)
 
     def _map(self, rows: np.ndarray, fn, width: int) -> np.ndarray:
         outputs = [np.zeros((0, width), dtype=np.float32)]

@@ -11,7 +11,8 @@ import pytest
 from tests.training.test_expression import make_cohort
 from training.align import align_expression, coverage_path, read_table, symbols_from_gct, write_aligned
 from training.cli import main
-from training.expression import ExpressionError, load_prepared, prepare_expression, strip_version
+from training.expression import ExpressionError, load_prepared, prepare_expression
+from training.genes import strip_version
 from training.scaler import load_scaler
 
 

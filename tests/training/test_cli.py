@@ -40,3 +40,15 @@ def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "training.cli", "info"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "torch" in result.stdout and "device:" in result.stdout
+
+
+def test_building_the_parser_imports_no_numerical_library():
+    # `rnagan --help` builds every command's parser; torch alone costs seconds, so each command module
+    # imports its libraries inside the functions that run the command.
+    code = (
+        "import sys; from training.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch','numpy','pandas','scipy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

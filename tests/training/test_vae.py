@@ -21,7 +21,7 @@ from training.runs import load_weights, save_weights
 from training.scaler import fit_scaler, save_scaler
 from training.schedules import warmup_cosine_factor
 from training.train_vae import EarlyStopping, TrainVAEConfig, train_vae
-from training.vae import BetaVAE, GeneMismatchError, VAEConfig, VAEError, gene_order, load_vae
+from training.vae import BetaVAE, GeneMismatchError, LoadedVAE, VAEConfig, VAEError, gene_order, load_vae
 
 TINY = VAEConfig(n_genes=60, hidden=(48, 24), latent_dim=8)
 
@@ -86,6 +86,17 @@ def test_shapes_and_linear_output():
     with torch.no_grad():
         model.output.bias.fill_(3.0)
     assert model.eval()(torch.randn(4, 60), sample=False).recon.min() > 1.0
+
+
+def test_encode_and_decode_take_reversed_and_strided_views():
+    torch.manual_seed(0)
+    vae = LoadedVAE(BetaVAE(TINY), [f"G{i}" for i in range(60)])
+    x = np.random.default_rng(0).standard_normal((6, 60), dtype=np.float32)  # float32: no conversion copy
+    reversed_genes = x[:, ::-1]  # negative strides, which torch.from_numpy refuses
+    assert np.array_equal(vae.encode(reversed_genes), vae.encode(reversed_genes.copy()))
+    z = vae.encode(x)
+    assert np.array_equal(vae.decode(z[::-2]), vae.decode(z[::-2].copy()))
+    assert np.array_equal(vae.encode(x[3, ::-1]), vae.encode(reversed_genes[3:4].copy()))
 
 
 def test_loss_reductions_are_as_documented():

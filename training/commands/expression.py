@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from training.cli import CommandError
-from training.scaler import DEFAULT_SD_FLOOR
+from training.constants import DEFAULT_SD_FLOOR
 
 # Library modules are imported inside the commands: `rnagan --help` imports every command module.
 

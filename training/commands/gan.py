@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from training.cli import CommandError
-from training.gan import IMAGE_SIZES
+from training.constants import IMAGE_SIZES
 from training.presets import (
     VAE_LATENT_DIM,
     Option,
@@ -101,8 +101,9 @@ def _abs(path: str | None) -> str | None:
 
 def build_train_config(args: argparse.Namespace):
     """The run's GANTrainConfig: preset → options; on --resume, the saved config (options must agree)."""
+    from training.gan_checkpoint import RESUMABLE_CHANGES, config_differences
     from training.runs import config_to_dict, load_config
-    from training.train_gan import RESUMABLE_CHANGES, GANTrainConfig, config_differences
+    from training.train_gan import GANTrainConfig
 
     overrides = overrides_from_args(args, OPTIONS)
     given = {

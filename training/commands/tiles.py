@@ -9,9 +9,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from training.cli import CommandError
-from training.tiling import TilingParams
+from training.tiling_params import TilingParams
 
 DEFAULTS = TilingParams()
+
 
 def run_tile_slides(args: argparse.Namespace) -> int:
     from training.slides import find_slides
