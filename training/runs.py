@@ -143,3 +143,24 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
         return load_file(str(path), device=str(device))
     except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
         raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def state_mismatches(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """How a weights file differs from the module its config builds (empty when it loads): the
+    missing, unexpected and wrongly shaped tensors, a few of each named."""
+
+    def named(keys: list[str], label: str) -> list[str]:
+        more = f", … {len(keys) - 3} more" if len(keys) > 3 else ""
+        return [f"{len(keys)} {label} ({', '.join(keys[:3])}{more})"] if keys else []
+
+    expected = module.state_dict()
+    shapes = [
+        f"{k} is {tuple(state[k].shape)} in the file but {tuple(v.shape)} by the config"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    return (
+        named(sorted(set(expected) - set(state)), "missing tensor(s)")
+        + named(sorted(set(state) - set(expected)), "unexpected tensor(s)")
+        + shapes[:3]
+    )

@@ -27,7 +27,7 @@ from PIL import Image
 from training.conditioning import KINDS, check_mode, sampling_input
 from training.gan import GANConfig, Generator
 from training.io import atomic_path, read_json
-from training.runs import config_from_dict, load_weights, pick_device
+from training.runs import config_from_dict, load_weights, pick_device, state_mismatches
 
 GENERATOR_FILE = "generator_ema.safetensors"
 CONFIG_FILE = "config.json"
@@ -156,19 +156,7 @@ def load_generator(
 
 def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
     """load_state_dict, with a message that names the first differing tensors and says what to check."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: {tuple(state[k].shape)} in the file, {tuple(v.shape)} by the config"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = (
-        ([f"missing {', '.join(missing[:3])}"] if missing else [])
-        + ([f"unexpected {', '.join(unexpected[:3])}"] if unexpected else [])
-        + shapes[:3]
-    )
+    problems = state_mismatches(module, state)
     if problems:
         raise CheckpointError(f"{source}: checkpoint/config mismatch: " + "; ".join(problems))
     module.load_state_dict(state, strict=True)

@@ -11,7 +11,7 @@ only, by the GAN trainer and by the web workers alike.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from training.io import read_json
-from training.runs import ConfigError, config_from_dict, load_weights, pick_device
+from training.runs import ConfigError, config_from_dict, load_weights, pick_device, state_mismatches
 from training.scaler import Scaler, load_scaler
 
 WEIGHTS_FILE = "vae.safetensors"
@@ -263,7 +263,9 @@ def load_vae(run_dir: str | os.PathLike[str], device: str | torch.device | None 
 
     model = BetaVAE(config)
     state = load_weights(run / WEIGHTS_FILE)
-    _check_state(model, state, run / WEIGHTS_FILE)
+    problems = state_mismatches(model, state)
+    if problems:
+        raise VAEError(f"{run / WEIGHTS_FILE}: weights do not match config.json: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
 
     centroids: dict[str, np.ndarray] = {}
@@ -279,21 +281,3 @@ def load_vae(run_dir: str | os.PathLike[str], device: str | torch.device | None 
         model, genes, centroids, device=pick_device("auto" if device is None else str(device)), scaler=scaler, run_dir=run
     )
 
-
-def _check_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k} is {tuple(state[k].shape)} in the weights but {tuple(v.shape)} by config.json"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = _issues(missing, "missing tensor(s)") + _issues(unexpected, "unexpected tensor(s)") + shapes[:3]
-    if problems:
-        raise VAEError(f"{source}: weights do not match config.json: " + "; ".join(problems))
-
-
-def _issues(names: Iterable[str], label: str) -> list[str]:
-    names = list(names)
-    return [f"{len(names)} {label} ({_few(names, 3)})"] if names else []

@@ -22,15 +22,6 @@ from training.ema import recalibrate_batchnorm
 from training.gan import GANConfig, Generator, init_weights
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: on a shared 2-core machine a second thread only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _table(rows=3, dim=6, seed=0):
     return LatentTable(torch.randn(rows, dim, generator=torch.Generator().manual_seed(seed)) * 2)
 

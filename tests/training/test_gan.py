@@ -19,16 +19,6 @@ from training.gan import (
     init_weights,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: on a shared 2-core machine a second thread only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = GANConfig(input_dim=16, image_size=64, g_width=4, g_max_width=32, d_width=4, d_max_width=32)
 
 

@@ -19,14 +19,6 @@ from training.vae import UnknownTissueError, load_vae
 A, B = "Lung", "Brain - Cortex"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/training/test_vae.py
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     torch.set_num_threads(1)

@@ -18,16 +18,6 @@ from training.runs import save_config, save_weights
 from training.sample import CheckpointError, generate, load_generator
 from training.train_gan import GANTrainConfig
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: on a shared 2-core machine a second thread only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 GENES = [f"ENSG{i:011d}.1" for i in range(10)]
 LATENT = 6
 

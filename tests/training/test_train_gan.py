@@ -22,15 +22,6 @@ from training.sample import CheckpointError, generate, load_generator
 from training.train_gan import GANTrainConfig, Runtime, train_gan
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: on a shared 2-core machine a second thread only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class MemoryTiles(Dataset):
     """Items shaped like training.tiles.TileDataset's, from random pixels; slide k has expression row k."""
 

@@ -63,16 +63,6 @@ def quiet(_line: str) -> None:
     pass
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from intra-op threads; on a busy two-core machine OpenMP's spinning
-    threads made each test up to twenty times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def two_tissues(tmp_path_factory) -> Path:
     return write_prepared(tmp_path_factory.mktemp("prepared") / "two", {"Lung": 60, "Brain - Cortex": 60})

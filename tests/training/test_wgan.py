@@ -10,15 +10,6 @@ from training.gan import Critic, GANConfig, Generator
 from training.wgan import WGANConfig, critic_loss, generator_loss, gradient_penalty, train_step
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: on a shared 2-core machine a second thread only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class LinearCritic(nn.Module):
     """D(x) = w·x + b: its input gradient is w for every sample."""
 
