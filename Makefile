@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint services browser bench clean help
+.PHONY: demo demo-checkpoints test install lint services browser bench clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -38,7 +38,11 @@ test: $(STAMP) services browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	DJANGO_DEBUG=1 $(BIN)/python manage.py demo
+	DJANGO_DEBUG=1 RNAGAN_DEMO_COHORT=1 RNAGAN_POOL_MIN=20 $(BIN)/python manage.py demo
+
+# Retrain the small checkpoints committed in demo/checkpoints (CPU, about 10 minutes).
+demo-checkpoints: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m generation.demo --train
 
 clean:
 	rm -rf $(VENV) var
