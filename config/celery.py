@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from django.db.utils import InterfaceError, OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -19,7 +20,10 @@ app = Celery("rnagan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
+# A lost connection, a busy or restarting database, a full queue: worth another try after a backoff.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError, TimeoutError, OSError, OperationalError, InterfaceError,
+)
 
 
 def rnagan_task(

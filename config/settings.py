@@ -57,8 +57,12 @@ TEMPLATES = [
 DATABASES = {"default": dj_database_url.parse(ENV.database_url, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     ENV.var_dir.mkdir(parents=True, exist_ok=True)
-    # The demo's web server and worker share one SQLite file; WAL lets them read while the other writes.
-    DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}
+    # The demo's web server and worker threads share one SQLite file: WAL lets them read while another
+    # writes, and IMMEDIATE transactions wait for the write lock (up to the timeout) instead of failing
+    # with "database is locked" when a read transaction would have to upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL;", "timeout": 20, "transaction_mode": "IMMEDIATE",
+    }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -127,7 +127,8 @@ def _portable_config(config_path: Path) -> None:
     # Committed configs name their VAE and expression folder symbolically; install_checkpoints points
     # them at this machine's var/demo copies.
     config = json.loads(config_path.read_text())
-    for key, placeholder in (("vae_run", "@demo/runs/vae"), ("expression_dir", "@demo/prepared")):
+    for key, placeholder in (("vae_run", "@demo/runs/vae"), ("expression_dir", "@demo/prepared"),
+                             ("tiles", "@demo/tiles.lmdb")):
         if config.get(key):
             config[key] = placeholder
     config_path.write_text(json.dumps(config, indent=2) + "\n")

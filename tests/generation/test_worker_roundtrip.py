@@ -48,3 +48,9 @@ def test_every_task_acknowledges_late_and_has_time_limits():
     assert worker_heartbeat.acks_late
     assert worker_heartbeat.reject_on_worker_lost
     assert worker_heartbeat.soft_time_limit < worker_heartbeat.time_limit
+
+
+def test_database_errors_are_retried_as_transient():
+    from django.db.utils import OperationalError
+
+    assert OperationalError in worker_heartbeat.autoretry_for
