@@ -58,32 +58,43 @@ def _hit(key: str, window: int) -> int:
 
 _redis_clients: dict[str, object] = {}
 
+# Counts one hit in each bucket: KEYS are the counters, ARGV their expiries in seconds. A counter's first
+# hit starts its window. One EVALSHA replaces a pipeline of SET NX + INCR per bucket: the same single round
+# trip, but redis-py packs and parses one command instead of four, which was most of the limiter's CPU.
+_HIT_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  counts[i] = count
+end
+return counts
+"""
+_hit_scripts: dict[str, object] = {}
 
-def _redis_client():
-    """A redis-py client when the default cache is Redis, else None (the demo's file cache, locmem)."""
+
+def _redis_script():
+    """The registered hit script when the default cache is Redis, else None (the demo's file cache, locmem)."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None
     location = re.split("[;,]", settings.CACHES["default"]["LOCATION"])[0]  # the write server, as Django picks
-    if location not in _redis_clients:
+    if location not in _hit_scripts:
         import redis
 
-        _redis_clients[location] = redis.Redis.from_url(location)
-    return _redis_clients[location]
+        client = _redis_clients.setdefault(location, redis.Redis.from_url(location))
+        _hit_scripts[location] = client.register_script(_HIT_SCRIPT)  # EVALSHA, reloaded on NOSCRIPT
+    return _hit_scripts[location]
 
 
 def _hit_all(buckets: list[tuple[str, int]]) -> list[int]:
     """Count one request in each (key, window) bucket; on Redis all of them cost one round trip."""
-    client = _redis_client()
-    if client is None:
+    script = _redis_script()
+    if script is None:
         return [_hit(key, window) for key, window in buckets]
     backend = caches["default"]
-    pipe = client.pipeline(transaction=False)
-    for key, window in buckets:
-        full_key = backend.make_and_validate_key(key)
-        pipe.set(full_key, 0, ex=window + 1, nx=True)  # a new window's counter, with its expiry
-        pipe.incr(full_key)
-    return pipe.execute()[1::2]
+    keys = [backend.make_and_validate_key(key) for key, _ in buckets]
+    return list(script(keys=keys, args=[window + 1 for _, window in buckets]))
 
 
 def check(request: HttpRequest, scope: str) -> int | None:
@@ -106,7 +117,8 @@ def check(request: HttpRequest, scope: str) -> int | None:
 
 
 def wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
+    # META rather than request.headers: building the headers mapping cost more than the test itself.
+    return "application/json" in request.META.get("HTTP_ACCEPT", "")
 
 
 def too_many_requests(request: HttpRequest, retry_after: int) -> HttpResponse:
