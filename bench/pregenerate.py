@@ -35,16 +35,13 @@ def make_run(run: Path, model: str) -> Path:
     import torch
 
     from training.gan import GANConfig, Generator, count_parameters, generator_flops, init_weights
-    from training.io import write_json
-    from training.runs import config_to_dict, save_weights
+    from training.sample import save_generator_run
 
     config = GANConfig(**MODELS[model])
     torch.manual_seed(0)
     generator = Generator(config)
     init_weights(generator)
-    run.mkdir(parents=True, exist_ok=True)
-    write_json(run / "config.json", {"model": config_to_dict(config), "conditioning": "none", "tissue": "Lung"})
-    save_weights(run / "generator_ema.safetensors", generator.state_dict())
+    save_generator_run(run, generator, tissue="Lung")
     print(f"generator '{model}': {count_parameters(generator) / 1e6:.1f} M parameters, "
           f"{generator_flops(config) / 1e9:.2f} GFLOP a tile")
     return run

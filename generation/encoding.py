@@ -4,7 +4,8 @@ file (format, size, quantisation tables, chroma subsampling, metadata) can tell 
 Pillow's libjpeg-turbo at a fixed quality and 4:2:0 subsampling, baseline, no EXIF, no ICC profile, no
 comments: the only header is the JFIF APP0 segment every tile shares. The GPU's nvJPEG would be faster
 but writes different tables and headers than the CPU path that imports real tiles, so it would leak
-the source; throughput comes from encoding in parallel threads instead (Pillow releases the GIL).
+the source; throughput comes from encoding in parallel threads instead (Pillow releases the GIL; see
+generation.services.tiles_create).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import hashlib
 import io
 import logging
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,18 +63,3 @@ def encode_tile(rgb: np.ndarray, size: int) -> EncodedTile:
     )
     data = buffer.getvalue()
     return EncodedTile(data=data, sha256=hashlib.sha256(data).hexdigest(), width=size, height=size)
-
-
-def encode_tiles(tiles: Sequence[np.ndarray] | np.ndarray, size: int, *, threads: int = 4) -> list[EncodedTile]:
-    """Encode many tiles in parallel threads; order is preserved."""
-    if len(tiles) == 0:
-        return []
-    if threads <= 1 or len(tiles) < 4:
-        return [encode_tile(t, size) for t in tiles]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(lambda t: encode_tile(t, size), tiles))
-
-
-def decode_tile(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))

@@ -46,8 +46,8 @@ def _table_row(loaded, ref: str) -> tuple[np.ndarray, str, str]:
     if not path:
         raise ExpressionError(f"expression reference {ref!r}: expected FILE#ROW")
     table = read_expression_table(path)
-    genes = list(loaded.vae_genes) if getattr(loaded, "vae_genes", None) is not None else None
-    if genes is not None and list(table.columns) != genes:
+    genes = list(loaded.vae.genes)
+    if list(table.columns) != genes:
         missing = len(set(genes) - set(table.columns))
         raise ExpressionError(
             f"{path}: columns are not the VAE's {len(genes)} genes in order ({missing} missing); "

@@ -19,8 +19,17 @@ class CheckpointError(RuntimeError):
 
 def weights_sha256(run_dir: str | Path) -> str:
     path = Path(run_dir) / WEIGHTS_FILE
-    if not path.exists():
-        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: weights file not found") from None
+    # Every job checks the weights against the catalog; a paper-sized file is ~370 MB, so it is hashed
+    # again only when its size or modification time changes.
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -45,7 +54,5 @@ def cached_generator(run_dir: str, expected_sha256: str) -> LoadedGenerator:
         )
     try:
         return _load(str(run_dir), actual)
-    except CheckpointError:
-        raise
     except Exception as exc:
         raise CheckpointError(f"{run_dir}: checkpoint could not be loaded: {exc}") from exc

@@ -119,9 +119,7 @@ def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
         raise CheckpointError(f"{run}: not a training run folder (no config.json)")
     sha256 = weights_sha256(run)
     loaded = cached_generator(str(run), sha256)  # proves the weights load against the config
-    kind = {"none": Checkpoint.Kind.GAN, "rna": Checkpoint.Kind.RNAGAN, "noise": Checkpoint.Kind.NOISE}.get(
-        loaded.kind, loaded.kind
-    )
+    kind = loaded.kind  # "gan" | "rnagan" | "noise", the Checkpoint.Kind values
     vae_run = str(loaded.vae_run) if getattr(loaded, "vae_run", None) else ""
     if kind == Checkpoint.Kind.RNAGAN and not vae_run:
         raise CheckpointError(f"{run}: an RNA-GAN run must name the β-VAE run it was trained with")

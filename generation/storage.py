@@ -106,12 +106,3 @@ def staging_sweep(*, older_than_s: float) -> list[str]:
             staging_reconcile(folder)
             settled.append(folder.name)
     return settled
-
-
-def tile_file_delete(relative: str) -> None:
-    try:
-        tile_absolute_path(relative).unlink()
-    except FileNotFoundError:
-        pass
-
-

@@ -154,6 +154,26 @@ def load_generator(
     )
 
 
+def save_generator_run(
+    run_dir: str | os.PathLike[str], model: Generator, *, conditioning: str = "none", tissue: str = "",
+    vae_run: str | None = None, expression_dir: str | None = None,
+) -> Path:
+    """Write the sampling-only part of a run folder (config.json + generator weights), exactly what
+    load_generator reads: for benchmarks and tests that need a generator of some size, not a trained one.
+    Training writes the same two files, with its full config, through train_gan."""
+    from training.io import write_json
+    from training.runs import config_to_dict, save_weights
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / CONFIG_FILE, {
+        "model": config_to_dict(model.config), "conditioning": check_mode(conditioning), "tissue": tissue,
+        "vae_run": vae_run, "expression_dir": expression_dir,
+    })
+    save_weights(run / GENERATOR_FILE, model.state_dict())
+    return run
+
+
 def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
     """load_state_dict, with a message that names the first differing tensors and says what to check."""
     problems = state_mismatches(module, state)

@@ -52,17 +52,12 @@ def make_gan_run(run, *, conditioning: str = "none", tissue: str = "Lung", size:
     import torch
 
     from training.gan import GANConfig, Generator, init_weights
-    from training.io import write_json
-    from training.runs import config_to_dict, save_weights
+    from training.sample import save_generator_run
 
     torch.manual_seed(seed)
-    config = GANConfig(input_dim=8, image_size=size, g_width=8, g_max_width=32, d_width=8, d_max_width=32)
-    generator = Generator(config)
+    generator = Generator(GANConfig(input_dim=8, image_size=size, g_width=8, g_max_width=32, d_width=8, d_max_width=32))
     init_weights(generator)
-    run.mkdir(parents=True)
-    write_json(run / "config.json", {"model": config_to_dict(config), "conditioning": conditioning, "tissue": tissue})
-    save_weights(run / "generator_ema.safetensors", generator.state_dict())
-    return run
+    return save_generator_run(run, generator, conditioning=conditioning, tissue=tissue)
 
 
 @pytest.fixture
