@@ -117,6 +117,9 @@ def _cache_from_url(url: str) -> dict:
 
 
 CACHES = {"default": _cache_from_url(ENV.cache_url)}
+# A session holds only a player's nickname and the anonymous identity their games are filed under; losing
+# one costs nothing that matters, and keeping it in the cache spares every game start two database writes.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 # Celery: Redis in production and tests; kombu's filesystem transport for the demo, so that a real
 # worker process runs without any server to install.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from quiz.models import NICKNAME_MAX_LENGTH, GameRound
+from quiz.models import NICKNAME_MAX_LENGTH
 from quiz.services import nickname_normalize
 
 
@@ -16,10 +16,3 @@ class StartForm(forms.Form):
 
     def clean_nickname(self) -> str:
         return nickname_normalize(self.cleaned_data.get("nickname", ""))
-
-
-class AnswerForm(forms.Form):
-    position = forms.IntegerField(min_value=1, max_value=1000, widget=forms.HiddenInput)
-    answer = forms.ChoiceField(choices=GameRound.Answer.choices)
-    confidence = forms.ChoiceField(choices=GameRound.Confidence.choices, initial=GameRound.Confidence.SURE,
-                                   widget=forms.RadioSelect)

@@ -1,4 +1,7 @@
-"""Reads for the quiz: settings, the tile pool, a game's state and results, the crowd and the leaderboard."""
+"""Reads for the quiz: settings, tiles a player has seen, a game's state and results, the crowd, the leaderboard.
+
+The tile pool a game deals from is in quiz.pool.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +17,10 @@ from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from generation.models import Tile
 from quiz.models import Game, GameRound
+from quiz.pool import GAME_SOURCES, GAN, REAL, RNAGAN, SOURCE_LABELS  # noqa: F401 - re-exported
 
-REAL = Tile.Source.REAL.value
-GAN = Tile.Source.GAN.value
-RNAGAN = Tile.Source.RNAGAN.value
-# The noise ablation is a training control, not one of the quiz's two generators.
-GAME_SOURCES = (REAL, GAN, RNAGAN)
 SOURCE_VERDICT_LABELS = {REAL: "Real tiles recognised", GAN: "GAN tiles detected", RNAGAN: "RNA-GAN tiles detected"}
-SOURCE_LABELS = {REAL: "Real", GAN: "GAN", RNAGAN: "RNA-GAN"}
 
 CROWD_CACHE_KEY = "quiz:crowd-stats:v1"
 CROWD_CACHE_TIMEOUT = 15 * 60  # the beat task refreshes every minute; this only bounds staleness if beat stops
@@ -46,101 +43,65 @@ def quiz_settings() -> QuizSettings:
                         demo_cohort=bool(getattr(settings, "RNAGAN_DEMO_COHORT", False)))
 
 
-# ---------------------------------------------------------------------------------------------- the pool
-
-def source_minimums(n: int) -> dict[str, int]:
-    """Tiles of each source a game of n rounds may need: half real, the other half split GAN / RNA-GAN.
-
-    An odd synthetic half gives its extra tile to either generator by coin, so each needs the ceiling.
-    """
-    synthetic = n // 2
-    return {REAL: n - synthetic, GAN: -(-synthetic // 2), RNAGAN: -(-synthetic // 2)}
-
-
-def eligible_tissues(cells: Iterable[tuple[str, str]]) -> list[str]:
-    """Tissues with tiles of every game source.
-
-    A tissue drawn only from real tiles (no generator trained on it yet) would give the answer away, so
-    such tissues stay out of the game entirely.
-    """
-    present: dict[str, set[str]] = {}
-    for source, tissue in cells:
-        present.setdefault(tissue, set()).add(source)
-    return sorted(t for t, sources in present.items() if sources >= set(GAME_SOURCES))
-
-
-def tile_pool() -> list[tuple[int, str, str]]:
-    """(id, source, tissue) of every active tile a game may deal."""
-    return list(Tile.objects.filter(active=True, source__in=GAME_SOURCES).values_list("id", "source", "tissue"))
-
+# ---------------------------------------------------------------------------------------------- the player
 
 def tiles_seen(*, session_key: str) -> set[int]:
     return set(GameRound.objects.filter(game__session_key=session_key).values_list("tile_id", flat=True))
 
 
+# ---------------------------------------------------------------------------------------------- a game
+
 @dataclass(frozen=True)
-class PoolStatus:
-    n: int
-    tissues: list[str]
-    available: dict[str, int]  # per source, in eligible tissues
-    needed: dict[str, int]
+class RoundState:
+    """What the play page needs of a round; the truth fields are shown only for answered rounds."""
+
+    position: int
+    answered: bool
+    correct: bool | None
+    source: str
+    tissue: str
 
     @property
-    def ready(self) -> bool:
-        return all(self.available[s] >= self.needed[s] for s in GAME_SOURCES)
+    def is_synthetic(self) -> bool:
+        return self.source != REAL
 
-    def shortfall_message(self) -> str:
-        have = ", ".join(f"{self.available[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
-        need = ", ".join(f"{self.needed[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
-        return (f"The tile catalog is too small for a game of {self.n}: it needs at least {need} tiles in "
-                f"tissues that have all three kinds, and has {have}.")
+    @property
+    def source_label(self) -> str:
+        return SOURCE_LABELS[self.source]
 
-
-def pool_status_from(counts: Counter, *, n: int) -> PoolStatus:
-    """The pool's readiness from tile counts keyed (source, tissue)."""
-    tissues = eligible_tissues(counts)
-    available = {s: sum(counts[(s, t)] for t in tissues) for s in GAME_SOURCES}
-    return PoolStatus(n=n, tissues=tissues, available=available, needed=source_minimums(n))
-
-
-def pool_status(*, n: int | None = None) -> PoolStatus:
-    n = n or quiz_settings().rounds
-    rows = (Tile.objects.filter(active=True, source__in=GAME_SOURCES).values("source", "tissue")
-            .annotate(count=Count("id")).order_by())
-    return pool_status_from(Counter({(r["source"], r["tissue"]): r["count"] for r in rows}), n=n)
-
-
-# ---------------------------------------------------------------------------------------------- a game
 
 @dataclass
 class PlayState:
     game: Game
-    rounds: list[GameRound]
+    rounds: list[RoundState]
     expired: bool
 
     @property
     def answered(self) -> int:
-        return sum(1 for r in self.rounds if r.answered_at is not None)
+        return sum(1 for r in self.rounds if r.answered)
 
     @property
     def score(self) -> int:
         return sum(1 for r in self.rounds if r.correct)
 
     @property
-    def current(self) -> GameRound | None:
-        return next((r for r in self.rounds if r.answered_at is None), None)
+    def current(self) -> RoundState | None:
+        return next((r for r in self.rounds if not r.answered), None)
 
     @property
-    def last_answered(self) -> GameRound | None:
-        done = [r for r in self.rounds if r.answered_at is not None]
+    def last_answered(self) -> RoundState | None:
+        done = [r for r in self.rounds if r.answered]
         return done[-1] if done else None
 
 
 def play_state(*, token: str) -> PlayState | None:
+    """The game and its rounds as plain tuples: the play page is on every game's path, model rows cost."""
     game = Game.objects.filter(token=token).first()
     if game is None:
         return None
-    rounds = list(game.rounds.select_related("tile").order_by("position"))
+    rows = game.rounds.order_by("position").values_list("position", "answered_at", "correct", "source", "tile__tissue")
+    rounds = [RoundState(position, answered_at is not None, correct, source, tissue)
+              for position, answered_at, correct, source, tissue in rows]
     expired = game.completed is None and game.expires <= timezone.now()
     return PlayState(game=game, rounds=rounds, expired=expired)
 

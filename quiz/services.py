@@ -10,8 +10,7 @@ import random
 import re
 import secrets
 import unicodedata
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -22,7 +21,7 @@ from django.utils import timezone
 from generation.models import Tile
 from quiz import selectors
 from quiz.models import NICKNAME_MAX_LENGTH, Game, GameRound
-from quiz.selectors import GAME_SOURCES, GAN, REAL, RNAGAN
+from quiz.pool import GAME_SOURCES, GAN, REAL, RNAGAN, Pool, pool_cached, pool_forget
 
 
 class QuizError(Exception):
@@ -33,6 +32,10 @@ class QuizError(Exception):
 
 class PoolTooSmall(QuizError):
     status = 409
+
+
+class PoolChanged(QuizError):
+    status = 503
 
 
 class GameNotFound(QuizError):
@@ -64,7 +67,7 @@ def source_quotas(n: int, rng: random.Random) -> dict[str, int]:
     return {REAL: n - synthetic, GAN: gan, RNAGAN: synthetic - gan}
 
 
-def deal(pool: Iterable[tuple[int, str, str]], *, n: int, seen: set[int], seed: int) -> list[tuple[int, str]]:
+def deal(pool: Pool, *, n: int, seen: set[int], seed: int) -> list[tuple[int, str]]:
     """Pick n tiles as (tile id, source), in play order; the same pool, seen set and seed give the same deal.
 
     Sources follow `source_quotas`. Tissues are assigned round-robin over one shuffled tissue list that
@@ -73,13 +76,10 @@ def deal(pool: Iterable[tuple[int, str, str]], *, n: int, seen: set[int], seed: 
     least-dealt tissue. Within a cell, tiles this player has not seen come first.
     """
     rng = random.Random(seed)
-    cells: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for tile_id, source, tissue in pool:
-        if source in GAME_SOURCES:
-            cells[(source, tissue)].append(tile_id)
-    status = selectors.pool_status_from(Counter({k: len(v) for k, v in cells.items()}), n=n)
+    status = pool.status(n=n)
     if not status.ready:
         raise PoolTooSmall(status.shortfall_message())
+    size = {cell: len(ids) for cell, ids in pool.cells.items()}
 
     tissues = list(status.tissues)
     rng.shuffle(tissues)
@@ -93,9 +93,9 @@ def deal(pool: Iterable[tuple[int, str, str]], *, n: int, seen: set[int], seed: 
     per_tissue = Counter({t: sum(plan[(s, t)] for s in GAME_SOURCES) for t in tissues})
     for source in GAME_SOURCES:
         for tissue in tissues:
-            while plan[(source, tissue)] > len(cells[(source, tissue)]):
-                spare = [t for t in tissues if plan[(source, t)] < len(cells[(source, t)])]
-                # pool_status said the source has enough tiles overall, so a spare tissue exists.
+            while plan[(source, tissue)] > size.get((source, tissue), 0):
+                spare = [t for t in tissues if plan[(source, t)] < size.get((source, t), 0)]
+                # The status said the source has enough tiles overall, so a spare tissue exists.
                 target = min(spare, key=lambda t: (per_tissue[t], tissues.index(t)))
                 plan[(source, tissue)] -= 1
                 plan[(source, target)] += 1
@@ -105,10 +105,16 @@ def deal(pool: Iterable[tuple[int, str, str]], *, n: int, seen: set[int], seed: 
     picks: list[tuple[int, str]] = []
     for source in GAME_SOURCES:
         for tissue in tissues:
-            ids = sorted(cells[(source, tissue)])
-            rng.shuffle(ids)
-            fresh_first = [i for i in ids if i not in seen] + [i for i in ids if i in seen]
-            picks.extend((tile_id, source) for tile_id in fresh_first[: plan[(source, tissue)]])
+            quota = plan[(source, tissue)]
+            if not quota:
+                continue
+            cell = (source, tissue)
+            # A sample of quota + (seen tiles in the cell) distinct tiles holds at least min(quota, unseen)
+            # unseen ones, so sampling that many (not shuffling the whole cell) keeps fresh tiles first.
+            repeats = len(seen & pool.members[cell])
+            drawn = rng.sample(pool.cells[cell], min(size[cell], quota + repeats))
+            fresh_first = [i for i in drawn if i not in seen] + [i for i in drawn if i in seen]
+            picks.extend((tile_id, source) for tile_id in fresh_first[:quota])
     rng.shuffle(picks)
     return picks
 
@@ -123,6 +129,24 @@ def nickname_normalize(raw: str) -> str:
     return _NICKNAME_SPACE.sub(" ", text).strip()[:NICKNAME_MAX_LENGTH].strip()
 
 
+def _rounds_insert_sql(count: int) -> str:
+    """Insert a game's rounds from (position, tile id) pairs, keeping only tiles still active.
+
+    The truth stored with each round is the tile row's own source. One statement replaces the ORM's
+    bulk_create plus a query re-checking that the (possibly cached) pool's tiles are still active.
+    """
+    q = connection.ops.quote_name
+    rounds, tiles = q(GameRound._meta.db_table), q(Tile._meta.db_table)
+    pairs = ", ".join(["(%s, %s)"] * count)
+    # column1/column2 name a VALUES list's columns in both PostgreSQL and SQLite.
+    return f"""
+        INSERT INTO {rounds} (game_id, position, tile_id, source, answer, confidence)
+        SELECT %s, v.column1, t.id, t.source, '', ''
+          FROM (VALUES {pairs}) v JOIN {tiles} t ON t.id = v.column2
+         WHERE t.active
+    """
+
+
 def game_start(*, session_key: str, nickname: str = "", n: int | None = None, seed: int | None = None) -> Game:
     """Deal a new game for a browser session; raises PoolTooSmall with a readable message."""
     if not session_key:
@@ -130,20 +154,36 @@ def game_start(*, session_key: str, nickname: str = "", n: int | None = None, se
     conf = selectors.quiz_settings()
     n = n or conf.rounds
     seed = secrets.randbits(63) if seed is None else seed
-    picks = deal(selectors.tile_pool(), n=n, seen=selectors.tiles_seen(session_key=session_key), seed=seed)
-    now = timezone.now()
-    game = Game(session_key=session_key, nickname=nickname_normalize(nickname), seed=seed, n=n,
-                created=now, expires=now + conf.game_ttl)
-    # Field checks only: the unique tokens (192 random bits) and the check constraints are enforced by the
-    # database at INSERT, and validating them here cost four extra queries per game started.
-    game.full_clean(validate_unique=False, validate_constraints=False)
-    with transaction.atomic():
-        game.save()
-        GameRound.objects.bulk_create(
-            GameRound(game=game, position=position, tile_id=tile_id, source=source)
-            for position, (tile_id, source) in enumerate(picks, start=1)
-        )
-    return game
+    seen = selectors.tiles_seen(session_key=session_key)
+    nickname = nickname_normalize(nickname)
+    for _attempt in range(2):
+        picks = deal(pool_cached(n=n), n=n, seen=seen, seed=seed)
+        now = timezone.now()
+        game = Game(session_key=session_key, nickname=nickname, seed=seed, n=n, created=now,
+                    expires=now + conf.game_ttl)
+        # Field checks only: the unique tokens (192 random bits) and the check constraints are enforced by
+        # the database at INSERT, and validating them here cost four extra queries per game started.
+        game.full_clean(validate_unique=False, validate_constraints=False)
+        try:
+            with transaction.atomic():
+                game.save()
+                params = [game.pk]
+                for position, (tile_id, _source) in enumerate(picks, start=1):
+                    params += [position, tile_id]
+                with connection.cursor() as cursor:
+                    cursor.execute(_rounds_insert_sql(len(picks)), params)
+                    if cursor.rowcount != len(picks):
+                        raise _StalePool
+        except _StalePool:
+            # A dealt tile was deactivated after the pool was read: read it again and deal again.
+            pool_forget()
+            continue
+        return game
+    raise PoolChanged("The tile catalog changed while your game was being dealt. Please start again.")
+
+
+class _StalePool(Exception):
+    pass
 
 
 # ---------------------------------------------------------------------------------------------- answering

@@ -17,12 +17,16 @@ from PIL import Image
 
 from generation.models import Checkpoint, Tile
 from quiz import services
+from quiz.pool import pool_forget
 
 
 @pytest.fixture(autouse=True)
-def private_cache(settings) -> None:
-    """Rate-limit counters and crowd statistics of one test stay invisible to every other test and run."""
+def private_cache(settings) -> Iterator[None]:
+    """Rate-limit counters, crowd statistics and the kept tile pool of one test stay invisible to the others."""
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"quiz-test-{uuid.uuid4().hex}"}}
+    pool_forget()
+    yield
+    pool_forget()
 
 
 def jpeg_bytes(rng: random.Random, size: int = 32) -> bytes:
@@ -58,6 +62,7 @@ class Catalog:
             made.append(Tile(source=source, tissue=tissue, image=name, sha256=digest, width=32, height=32,
                              checkpoint=checkpoint))
         made = Tile.objects.bulk_create(made)
+        pool_forget()  # a web process would see them within POOL_TTL_S; a test looks at once
         self.tiles.extend(made)
         return made
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from quiz import selectors, services
+from quiz import pool, selectors, services
 from quiz.models import Game, GameRound
 from tests.quiz.conftest import play_through
 
@@ -70,7 +70,7 @@ def test_no_tile_appears_twice_and_the_deal_is_reproducible_from_the_stored_seed
     rounds = _rounds(game)
     assert [r.position for r in rounds] == list(range(1, 21))
     assert len({r.tile_id for r in rounds}) == 20
-    again = services.deal(selectors.tile_pool(), n=game.n, seen=set(), seed=game.seed)
+    again = services.deal(pool.pool_read(), n=game.n, seen=set(), seed=game.seed)
     assert again == [(r.tile_id, r.source) for r in rounds]
     assert game.expires - game.created == timedelta(hours=2)
 
@@ -100,7 +100,28 @@ def test_a_pool_too_small_is_refused_with_a_message_that_says_what_is_missing(ca
     assert "needs at least 10 Real, 5 GAN, 5 RNA-GAN" in str(refusal.value)
     assert "has 10 Real, 2 GAN, 5 RNA-GAN" in str(refusal.value)
     assert not Game.objects.exists()
-    assert selectors.pool_status().ready is False
+    assert pool.pool_status(n=20).ready is False
+
+
+def test_a_started_game_reads_the_catalog_once_per_process_not_once_per_game(full_catalog,
+                                                                            django_assert_num_queries):
+    services.game_start(session_key="first")
+    # The pool is kept: a start is the seen-tiles query and two INSERTs (game, rounds), plus the
+    # SAVEPOINT / RELEASE pair its transaction becomes inside a test's own transaction.
+    with django_assert_num_queries(5):
+        services.game_start(session_key="second")
+
+
+def test_a_tile_deactivated_after_the_pool_was_kept_is_never_dealt(catalog):
+    catalog.fill(("lung",), real=10, gan=5, rnagan=6)
+    services.game_start(session_key="warm-up")  # the pool of 21 tiles is now kept by this process
+    retired = [t for t in catalog.tiles if t.source == "rnagan"][0]
+    retired.active = False
+    retired.save()
+    # Exactly 20 active tiles remain, so every game must deal all of them and none other.
+    for seed in range(3):
+        rounds = _rounds(services.game_start(session_key=f"s{seed}", seed=seed))
+        assert len(rounds) == 20 and retired.pk not in {r.tile_id for r in rounds}
 
 
 def test_inactive_and_noise_ablation_tiles_are_never_dealt(full_catalog):

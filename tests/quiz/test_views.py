@@ -160,6 +160,18 @@ def test_answering_twice_or_out_of_order_is_refused(client, full_catalog):
     assert _answer(client, game, 2, "maybe", **JSON).status_code == 400
 
 
+def test_malformed_answers_are_refused_readably_and_store_nothing(client, full_catalog):
+    game = _start(client)
+    url = f"/play/{game.token}/answer"
+    for body in ({"position": "one", "answer": "real", "confidence": "sure"},
+                 {"answer": "real", "confidence": "sure"},
+                 {"position": "1", "answer": "real"},
+                 {"position": "1", "answer": "real", "confidence": "certain"}):
+        reply = client.post(url, body, **JSON)
+        assert reply.status_code == 400 and reply.json()["error"], body
+    assert not game.rounds.filter(answered_at__isnull=False).exists()
+
+
 def test_a_game_played_without_javascript_goes_round_by_round_to_the_results(client, full_catalog, settings):
     settings.RNAGAN_QUIZ_ROUNDS = 4
     game = _start(client)

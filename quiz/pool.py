@@ -1,0 +1,136 @@
+"""The tile pool a game deals from: which catalog tiles, whether a game can be dealt, kept per process.
+
+Reading the whole catalog for every game started would cost one query per start on a small catalog and
+tens of milliseconds on a GTEx-sized one (hundreds of thousands of tiles), so each web process keeps the
+pool for POOL_TTL_S seconds. A pool that cannot deal a game yet is never kept, so a catalog being filled
+shows up at once. Staleness is bounded both ways: tiles activated since the pool was read join within
+the TTL, and a tile deactivated since is caught when the game's rounds are inserted (the insert keeps
+only active tiles), which makes the dealer forget the pool and deal again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from generation.models import Tile
+
+REAL = Tile.Source.REAL.value
+GAN = Tile.Source.GAN.value
+RNAGAN = Tile.Source.RNAGAN.value
+# The noise ablation is a training control, not one of the quiz's two generators.
+GAME_SOURCES = (REAL, GAN, RNAGAN)
+SOURCE_LABELS = {REAL: "Real", GAN: "GAN", RNAGAN: "RNA-GAN"}
+
+POOL_TTL_S = 30.0
+
+Cell = tuple[str, str]  # (source, tissue)
+
+
+def source_minimums(n: int) -> dict[str, int]:
+    """Tiles of each source a game of n rounds may need: half real, the other half split GAN / RNA-GAN.
+
+    An odd synthetic half gives its extra tile to either generator by coin, so each needs the ceiling.
+    """
+    synthetic = n // 2
+    return {REAL: n - synthetic, GAN: -(-synthetic // 2), RNAGAN: -(-synthetic // 2)}
+
+
+def eligible_tissues(cells: Iterable[Cell]) -> list[str]:
+    """Tissues with tiles of every game source.
+
+    A tissue drawn only from real tiles (no generator trained on it yet) would give the answer away, so
+    such tissues stay out of the game entirely.
+    """
+    present: dict[str, set[str]] = {}
+    for source, tissue in cells:
+        present.setdefault(tissue, set()).add(source)
+    return sorted(t for t, sources in present.items() if sources >= set(GAME_SOURCES))
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    n: int
+    tissues: list[str]
+    available: dict[str, int]  # per source, in eligible tissues
+    needed: dict[str, int]
+
+    @property
+    def ready(self) -> bool:
+        return all(self.available[s] >= self.needed[s] for s in GAME_SOURCES)
+
+    def shortfall_message(self) -> str:
+        have = ", ".join(f"{self.available[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
+        need = ", ".join(f"{self.needed[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
+        return (f"The tile catalog is too small for a game of {self.n}: it needs at least {need} tiles in "
+                f"tissues that have all three kinds, and has {have}.")
+
+
+def pool_status_from(counts: Mapping[Cell, int], *, n: int) -> PoolStatus:
+    """The pool's readiness from tile counts keyed (source, tissue)."""
+    tissues = eligible_tissues(cell for cell, count in counts.items() if count)
+    available = {s: sum(counts.get((s, t), 0) for t in tissues) for s in GAME_SOURCES}
+    return PoolStatus(n=n, tissues=tissues, available=available, needed=source_minimums(n))
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Active tile ids per (source, tissue), ascending, with a set of each cell for membership tests."""
+
+    cells: dict[Cell, list[int]]
+    members: dict[Cell, frozenset[int]] = field(repr=False)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[int, str, str]]) -> Pool:
+        cells: dict[Cell, list[int]] = {}
+        for tile_id, source, tissue in rows:
+            if source in GAME_SOURCES:
+                cells.setdefault((source, tissue), []).append(tile_id)
+        for ids in cells.values():
+            ids.sort()
+        return cls(cells=cells, members={cell: frozenset(ids) for cell, ids in cells.items()})
+
+    def counts(self) -> Counter:
+        return Counter({cell: len(ids) for cell, ids in self.cells.items()})
+
+    def status(self, *, n: int) -> PoolStatus:
+        return pool_status_from(self.counts(), n=n)
+
+
+def pool_read() -> Pool:
+    """The pool as the database has it now (one query)."""
+    return Pool.from_rows(Tile.objects.filter(active=True, source__in=GAME_SOURCES)
+                          .values_list("id", "source", "tissue"))
+
+
+_kept: dict[str, tuple[float, Pool]] = {}
+_kept_lock = threading.Lock()
+
+
+def pool_cached(*, n: int) -> Pool:
+    """The pool, read at most once per POOL_TTL_S per process while it can deal a game of n rounds."""
+    now = time.monotonic()
+    kept = _kept.get("pool")
+    if kept is not None and now - kept[0] < POOL_TTL_S:
+        return kept[1]
+    fresh = pool_read()
+    with _kept_lock:
+        if fresh.status(n=n).ready:
+            _kept["pool"] = (now, fresh)
+        else:
+            _kept.pop("pool", None)
+    return fresh
+
+
+def pool_forget() -> None:
+    """Make the next `pool_cached()` read the database (a dealt tile turned out inactive; tests add tiles)."""
+    with _kept_lock:
+        _kept.pop("pool", None)
+
+
+def pool_status(*, n: int) -> PoolStatus:
+    """Whether a game of n rounds can be dealt (from the kept pool when there is one)."""
+    return pool_cached(n=n).status(n=n)
