@@ -114,7 +114,8 @@ def pool_cached(*, n: int) -> Pool:
     """The pool, read at most once per POOL_TTL_S per process while it can deal a game of n rounds."""
     now = time.monotonic()
     kept = _kept.get("pool")
-    if kept is not None and now - kept[0] < POOL_TTL_S:
+    # A pool kept for smaller games may be too small for this one: then the database may have more.
+    if kept is not None and now - kept[0] < POOL_TTL_S and kept[1].status(n=n).ready:
         return kept[1]
     fresh = pool_read()
     with _kept_lock:

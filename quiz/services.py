@@ -147,6 +147,10 @@ def _rounds_insert_sql(count: int) -> str:
     """
 
 
+class _StalePool(Exception):
+    """Fewer rounds were inserted than dealt: the kept pool named a tile that is no longer active."""
+
+
 def game_start(*, session_key: str, nickname: str = "", n: int | None = None, seed: int | None = None) -> Game:
     """Deal a new game for a browser session; raises PoolTooSmall with a readable message."""
     if not session_key:
@@ -180,10 +184,6 @@ def game_start(*, session_key: str, nickname: str = "", n: int | None = None, se
             continue
         return game
     raise PoolChanged("The tile catalog changed while your game was being dealt. Please start again.")
-
-
-class _StalePool(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------- answering

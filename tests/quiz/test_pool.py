@@ -49,6 +49,15 @@ def test_a_ready_pool_is_kept_until_its_time_is_up_or_it_is_forgotten(catalog, m
     assert pool.pool_cached(n=20).counts()[("real", "lung")] == 14
 
 
+def test_a_pool_kept_for_short_games_is_read_again_for_a_game_it_cannot_deal(catalog):
+    catalog.fill(("lung",), real=3, gan=2, rnagan=2)
+    more = _inactive(catalog, "real", "lung", 7) + _inactive(catalog, "gan", "lung", 3)
+    more += _inactive(catalog, "rnagan", "lung", 3)
+    assert pool.pool_status(n=6).ready  # kept
+    _activate(more)
+    assert pool.pool_status(n=20).ready
+
+
 def test_a_tissue_needs_every_game_source_to_count(catalog):
     catalog.fill(("lung",), real=10, gan=5, rnagan=5)
     catalog.add("real", "pancreas", 30)
