@@ -10,7 +10,6 @@ only active tiles), which makes the dealer forget the pool and deal again.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -106,30 +105,27 @@ def pool_read() -> Pool:
                           .values_list("id", "source", "tissue"))
 
 
-_kept: dict[str, tuple[float, Pool]] = {}
-_kept_lock = threading.Lock()
+# (read at, pool) of this process; one assignment replaces it, so threads need no lock.
+_kept: tuple[float, Pool] | None = None
 
 
 def pool_cached(*, n: int) -> Pool:
     """The pool, read at most once per POOL_TTL_S per process while it can deal a game of n rounds."""
+    global _kept
     now = time.monotonic()
-    kept = _kept.get("pool")
+    kept = _kept
     # A pool kept for smaller games may be too small for this one: then the database may have more.
     if kept is not None and now - kept[0] < POOL_TTL_S and kept[1].status(n=n).ready:
         return kept[1]
     fresh = pool_read()
-    with _kept_lock:
-        if fresh.status(n=n).ready:
-            _kept["pool"] = (now, fresh)
-        else:
-            _kept.pop("pool", None)
+    _kept = (now, fresh) if fresh.status(n=n).ready else None
     return fresh
 
 
 def pool_forget() -> None:
     """Make the next `pool_cached()` read the database (a dealt tile turned out inactive; tests add tiles)."""
-    with _kept_lock:
-        _kept.pop("pool", None)
+    global _kept
+    _kept = None
 
 
 def pool_status(*, n: int) -> PoolStatus:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from generation.models import Tile
 from quiz import selectors
 from quiz.models import NICKNAME_MAX_LENGTH, Game, GameRound
-from quiz.pool import GAME_SOURCES, GAN, REAL, RNAGAN, Pool, pool_cached, pool_forget
+from quiz.pool import GAME_SOURCES, GAN, REAL, RNAGAN, Pool, pool_cached, pool_forget, pool_status_from
 
 
 class QuizError(Exception):
@@ -76,10 +76,10 @@ def deal(pool: Pool, *, n: int, seen: set[int], seed: int) -> list[tuple[int, st
     least-dealt tissue. Within a cell, tiles this player has not seen come first.
     """
     rng = random.Random(seed)
-    status = pool.status(n=n)
+    size = pool.counts()
+    status = pool_status_from(size, n=n)
     if not status.ready:
         raise PoolTooSmall(status.shortfall_message())
-    size = {cell: len(ids) for cell, ids in pool.cells.items()}
 
     tissues = list(status.tissues)
     rng.shuffle(tissues)
@@ -93,8 +93,8 @@ def deal(pool: Pool, *, n: int, seen: set[int], seed: int) -> list[tuple[int, st
     per_tissue = Counter({t: sum(plan[(s, t)] for s in GAME_SOURCES) for t in tissues})
     for source in GAME_SOURCES:
         for tissue in tissues:
-            while plan[(source, tissue)] > size.get((source, tissue), 0):
-                spare = [t for t in tissues if plan[(source, t)] < size.get((source, t), 0)]
+            while plan[(source, tissue)] > size[(source, tissue)]:
+                spare = [t for t in tissues if plan[(source, t)] < size[(source, t)]]
                 # The status said the source has enough tiles overall, so a spare tissue exists.
                 target = min(spare, key=lambda t: (per_tissue[t], tissues.index(t)))
                 plan[(source, tissue)] -= 1

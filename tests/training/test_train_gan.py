@@ -155,24 +155,17 @@ def test_gan_and_noise_arms_train_with_the_same_loop(tmp_path):
         assert load_generator(run, device="cpu").kind == {"none": "gan", "noise": "noise"}[arm]
 
 
+def _train_argv(tmp_path) -> list[str]:
+    """`train-gan` on an empty tile folder for lung: enough to parse and validate the options."""
+    (tmp_path / "tiles").mkdir(exist_ok=True)
+    return ["train-gan", "--tiles", str(tmp_path / "tiles"), "--tissue", "lung", "--out", str(tmp_path / "out")]
+
+
 def _parse_train(tmp_path, *extra):
     from training.cli import build_parser
     from training.commands.gan import build_train_config
 
-    (tmp_path / "tiles").mkdir(exist_ok=True)
-    args = build_parser().parse_args(
-        [
-            "train-gan",
-            "--tiles",
-            str(tmp_path / "tiles"),
-            "--tissue",
-            "lung",
-            "--out",
-            str(tmp_path / "out"),
-            *extra,
-        ]
-    )
-    return build_train_config(args)
+    return build_train_config(build_parser().parse_args([*_train_argv(tmp_path), *extra]))
 
 
 def test_gan_and_rna_gan_share_loss_optimiser_and_schedule(tmp_path):
@@ -214,16 +207,7 @@ def test_gan_and_rna_gan_share_loss_optimiser_and_schedule(tmp_path):
 
 
 def test_cli_explains_missing_or_misplaced_vae(tmp_path, capsys):
-    (tmp_path / "tiles").mkdir()
-    base = [
-        "train-gan",
-        "--tiles",
-        str(tmp_path / "tiles"),
-        "--tissue",
-        "lung",
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    base = _train_argv(tmp_path)
     assert main([*base, "--conditioning", "rna"]) == 2
     assert "needs a trained VAE (--vae RUN)" in capsys.readouterr().err
     assert main([*base, "--conditioning", "none", "--vae", str(tmp_path)]) == 2
