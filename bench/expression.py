@@ -86,7 +86,7 @@ def main() -> None:
         # (`rnagan prepare-expression` adds only the CLI's start-up, which imports every command module.)
         code = (
             "import sys; from pathlib import Path; "
-            "from training.expression import PrepareConfig, prepare_expression; "
+            "from training.data.expression import PrepareConfig, prepare_expression; "
             "import time; t, c = time.perf_counter(), time.process_time(); "
             "prepare_expression(PrepareConfig(gct=Path(sys.argv[1]), attributes=Path(sys.argv[2]), "
             "genes=Path(sys.argv[3]), out=Path(sys.argv[4]), tissues=tuple(sys.argv[5:]), overwrite=True)); "
@@ -112,7 +112,7 @@ def main() -> None:
         peak_mb, cpu_seconds = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "training.cli", "--help"], cwd=ROOT, capture_output=True, check=True
+            [sys.executable, "-m", "training.cli.main", "--help"], cwd=ROOT, capture_output=True, check=True
         )
         cli_startup = time.perf_counter() - started
         matrix = np.load(folder / "prepared" / "matrix.npy", mmap_mode="r")

@@ -34,8 +34,8 @@ MODELS = {
 def make_run(run: Path, model: str) -> Path:
     import torch
 
-    from training.gan import GANConfig, Generator, count_parameters, generator_flops, init_weights
-    from training.sample import save_generator_run
+    from training.networks.gan import GANConfig, Generator, count_parameters, generator_flops, init_weights
+    from training.inference.generate import save_generator_run
 
     config = GANConfig(**MODELS[model])
     torch.manual_seed(0)
@@ -122,9 +122,9 @@ def main() -> int:
                 spent[name] += time.perf_counter() - t
         return wrapper
 
-    import training.sample
+    import training.inference.generate
 
-    training.sample.generate = timed("generate", training.sample.generate)
+    training.inference.generate.generate = timed("generate", training.inference.generate.generate)
     services.ThreadPoolExecutor = _timed_pool(spent)
     services.Tile.objects.bulk_create = timed("rows", services.Tile.objects.bulk_create)
 

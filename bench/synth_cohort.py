@@ -31,7 +31,7 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from training.histology import render_slide, tissue_profile
+    from training.synthetic.histology import render_slide, tissue_profile
 
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for tissue in ("Lung", "Brain - Cortex"):
@@ -41,7 +41,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
         out = Path(tmp) / "cohort"
-        command = [sys.executable, "-m", "training.cli", "synth-cohort", "--out", str(out),
+        command = [sys.executable, "-m", "training.cli.main", "synth-cohort", "--out", str(out),
                    "--samples-per-tissue", str(args.samples_per_tissue), "--slide-size", str(args.slide_size),
                    "--workers", str(args.workers)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -64,7 +64,7 @@ def gan_name(tissue: str, arm: str) -> str:
 
 
 def rnagan(*args: str, log: Callable[[str], None]) -> None:
-    command = [sys.executable, "-m", "training.cli", *args]
+    command = [sys.executable, "-m", "training.cli.main", *args]
     log("$ rnagan " + " ".join(f"'{a}'" if " " in a else a for a in args))
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
@@ -78,7 +78,7 @@ def build_data(paths: DemoPaths, *, log: Callable[[str], None] = print) -> None:
                "--samples-per-tissue", str(COHORT["samples_per_tissue"]), "--genes", str(COHORT["genes"]),
                "--slide-size", str(COHORT["slide_size"]), "--seed", str(COHORT["seed"]), log=log)
     if not paths.genes.exists():
-        from training.gct import iter_gct_names
+        from training.data.gct import iter_gct_names
 
         genes = [name for name, _ in iter_gct_names(paths.cohort / "expression.gct.gz")]
         paths.genes.write_text("\n".join(genes) + "\n")

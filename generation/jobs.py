@@ -99,7 +99,7 @@ def generation_job_run(*, job_pk: int, batch_size: int | None = None) -> Generat
             log.error("job %s failed: %s", job_pk, exc)
             return _finish(job, status=GenerationJob.Status.FAILED, error=str(exc))
 
-        from training.sample import generate
+        from training.inference.generate import generate
 
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]

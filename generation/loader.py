@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the web process never needs torch: workers import it on first use
-    from training.sample import LoadedGenerator
+    from training.inference.generate import LoadedGenerator
 
 WEIGHTS_FILE = "generator_ema.safetensors"
 
@@ -40,7 +40,7 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 @functools.lru_cache(maxsize=4)
 def _load(run_dir: str, sha256: str) -> LoadedGenerator:
     # The hash is part of the key: a run folder retrained in place is loaded afresh.
-    from training.sample import load_generator
+    from training.inference.generate import load_generator
 
     return load_generator(run_dir)
 

@@ -112,7 +112,7 @@ def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
     from pathlib import Path
 
     from generation.loader import CheckpointError, cached_generator, weights_sha256
-    from training.io import read_json
+    from training.utils.io import read_json
 
     run = Path(run_dir).resolve()
     if not (run / "config.json").exists():
