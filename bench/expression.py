@@ -112,7 +112,7 @@ def main() -> None:
         peak_mb, cpu_seconds = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "training.cli.main", "--help"], cwd=ROOT, capture_output=True, check=True
+            [sys.executable, "-m", "training.cli", "--help"], cwd=ROOT, capture_output=True, check=True
         )
         cli_startup = time.perf_counter() - started
         matrix = np.load(folder / "prepared" / "matrix.npy", mmap_mode="r")

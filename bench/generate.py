@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.cli.gan import GAN_PRESETS  # noqa: E402
 from training.cli.presets import build_config  # noqa: E402
-from training.inference.generate import generate, load_generator, to_uint8_nhwc  # noqa: E402
-from training.loops.train_gan import GANTrainConfig  # noqa: E402
+from training.inference.generate import generate, load_generator
+from training.loops.gan_config import GANTrainConfig
 from training.networks.gan import Generator, UpConv, count_parameters, generator_flops, init_weights  # noqa: E402
+from training.utils.images import to_uint8_nhwc
 from training.utils.runs import save_config, save_weights  # noqa: E402
 
 

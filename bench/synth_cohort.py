@@ -41,7 +41,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
         out = Path(tmp) / "cohort"
-        command = [sys.executable, "-m", "training.cli.main", "synth-cohort", "--out", str(out),
+        command = [sys.executable, "-m", "training.cli", "synth-cohort", "--out", str(out),
                    "--samples-per-tissue", str(args.samples_per_tissue), "--slide-size", str(args.slide_size),
                    "--workers", str(args.workers)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

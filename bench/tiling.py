@@ -34,9 +34,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import training.data.tile_store  # noqa: E402,F401  (tile_slides imports it, and torch, lazily: keep that out of the timings)
 from training.data.slides import SlideSource  # noqa: E402
-from training.data.tiling import TilingParams, contrast, tile_slides  # noqa: E402
+from training.data.tiling import contrast, tile_slides  # noqa: E402
+from training.data.tiling_params import TilingParams  # noqa: E402
 from training.data.wsi import write_pyramidal_tiff  # noqa: E402
 
 VAR = Path(os.environ.get("RNAGAN_VAR_DIR", ROOT / "var")) / "bench"

@@ -29,11 +29,11 @@ from training.cli.gan import GAN_PRESETS  # noqa: E402
 from training.cli.presets import build_config  # noqa: E402
 from training.loops.augment import augment  # noqa: E402
 from training.loops.conditioning import training_input  # noqa: E402
-from training.loops.train_gan import GANTrainConfig  # noqa: E402
+from training.loops.gan_config import GANTrainConfig
 from training.loops.wgan import train_step  # noqa: E402
 from training.networks.gan import Critic, Generator, count_parameters, init_weights  # noqa: E402
+from training.utils.device import pick_device
 from training.utils.ema import EMA  # noqa: E402
-from training.utils.runs import pick_device  # noqa: E402
 
 
 class CountFlops(TorchDispatchMode):

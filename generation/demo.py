@@ -64,7 +64,7 @@ def gan_name(tissue: str, arm: str) -> str:
 
 
 def rnagan(*args: str, log: Callable[[str], None]) -> None:
-    command = [sys.executable, "-m", "training.cli.main", *args]
+    command = [sys.executable, "-m", "training.cli", *args]
     log("$ rnagan " + " ".join(f"'{a}'" if " " in a else a for a in args))
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:

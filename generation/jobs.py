@@ -20,10 +20,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from generation.expressions import ExpressionError, plan_inputs
-from generation.loader import CheckpointError, cached_generator
+from generation.loader import cached_generator
 from generation.models import Checkpoint, GenerationJob
 from generation.services import TileOrigin, tiles_create
 from generation.storage import staging_dir, staging_reconcile
+from training.utils.checkpoints import CheckpointError
 
 log = logging.getLogger(__name__)
 

@@ -7,18 +7,14 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from training.utils.checkpoints import GENERATOR_FILE, CheckpointError
+
 if TYPE_CHECKING:  # the web process never needs torch: workers import it on first use
     from training.inference.generate import LoadedGenerator
 
-WEIGHTS_FILE = "generator_ema.safetensors"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: missing, corrupt, or not what the catalog says it is."""
-
 
 def weights_sha256(run_dir: str | Path) -> str:
-    path = Path(run_dir) / WEIGHTS_FILE
+    path = Path(run_dir) / GENERATOR_FILE
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -49,7 +45,7 @@ def cached_generator(run_dir: str, expected_sha256: str) -> LoadedGenerator:
     actual = weights_sha256(run_dir)
     if actual != expected_sha256:
         raise CheckpointError(
-            f"{Path(run_dir) / WEIGHTS_FILE}: weights changed since registration "
+            f"{Path(run_dir) / GENERATOR_FILE}: weights changed since registration "
             f"(sha256 {actual[:12]}…, registered {expected_sha256[:12]}…); register the checkpoint again"
         )
     try:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from generation.encoding import EncodedTile, encode_tile
+from generation.loader import cached_generator, weights_sha256
 from generation.models import Checkpoint, GenerationJob, Tile, WorkerHeartbeat, new_public_id
 from generation.storage import (
     discard,
@@ -25,6 +27,8 @@ from generation.storage import (
     staging_sweep,
     tile_relative_path,
 )
+from training.utils.checkpoints import CONFIG_FILE, CheckpointError
+from training.utils.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +113,9 @@ def tiles_deactivate(*, public_ids: Sequence[str]) -> int:
 
 def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
     """Register (or refresh) a trained run: kind and tissue come from its config; the weights must load."""
-    from pathlib import Path
-
-    from generation.loader import CheckpointError, cached_generator, weights_sha256
-    from training.utils.io import read_json
-
     run = Path(run_dir).resolve()
-    if not (run / "config.json").exists():
-        raise CheckpointError(f"{run}: not a training run folder (no config.json)")
+    if not (run / CONFIG_FILE).exists():
+        raise CheckpointError(f"{run}: not a training run folder (no {CONFIG_FILE})")
     sha256 = weights_sha256(run)
     loaded = cached_generator(str(run), sha256)  # proves the weights load against the config
     kind = loaded.kind  # "gan" | "rnagan" | "noise", the Checkpoint.Kind values
@@ -127,7 +126,7 @@ def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
         name=name,
         defaults={
             "kind": kind, "tissue": loaded.tissue, "run_dir": str(run), "weights_sha256": sha256,
-            "config": read_json(run / "config.json"), "vae_run_dir": vae_run,
+            "config": read_json(run / CONFIG_FILE), "vae_run_dir": vae_run,
         },
     )
     return checkpoint

@@ -13,8 +13,8 @@ from training.utils.constants import DEFAULT_SD_FLOOR
 
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors that describe bad input (printed as `rnagan COMMAND: error: ...`), not bugs."""
-    from training.data.expression import ExpressionError
     from training.data.gct import GctFormatError
+    from training.data.genes import ExpressionError
 
     return (FileNotFoundError, GctFormatError, ExpressionError)
 
@@ -57,7 +57,8 @@ def run_align(args: argparse.Namespace) -> int:
         symbols_from_gct,
         write_aligned,
     )
-    from training.data.expression import ExpressionError, load_prepared
+    from training.data.expression import load_prepared
+    from training.data.genes import ExpressionError
     from training.data.scaler import load_scaler
 
     try:

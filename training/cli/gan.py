@@ -19,6 +19,9 @@ from training.cli.presets import (
 )
 from training.utils.constants import IMAGE_SIZES
 
+# Library modules are imported inside the commands: `rnagan --help` imports every command module, and
+# the library pulls in numpy and torch (start-up time).
+
 # Dotted GANTrainConfig fields → values; single options override them (training.cli.presets); the
 # loss, optimiser and schedule are not in any preset: every arm and size trains the same way.
 GAN_PRESETS: dict[str, dict[str, Any]] = {
@@ -102,7 +105,7 @@ def _abs(path: str | None) -> str | None:
 def build_train_config(args: argparse.Namespace):
     """The run's GANTrainConfig: preset → options; on --resume, the saved config (options must agree)."""
     from training.loops.gan_checkpoint import RESUMABLE_CHANGES, config_differences
-    from training.loops.train_gan import GANTrainConfig
+    from training.loops.gan_config import GANTrainConfig
     from training.utils.runs import config_to_dict, load_config
 
     overrides = overrides_from_args(args, OPTIONS)
@@ -167,8 +170,9 @@ def _vae_latent_dim(vae_run: Path) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from training.inference.generate import CheckpointError
-    from training.loops.train_gan import Runtime, train_gan
+    from training.loops.gan_config import Runtime
+    from training.loops.train_gan import train_gan
+    from training.utils.checkpoints import CheckpointError
     from training.utils.runs import ConfigError, config_to_dict
 
     try:
@@ -239,7 +243,9 @@ def read_expression_file(path: Path, row: int, genes: list[str]) -> tuple:
 def run_generate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from training.inference.generate import CheckpointError, generate, load_generator, save_png
+    from training.inference.generate import generate, load_generator
+    from training.utils.checkpoints import CheckpointError
+    from training.utils.images import save_png
     from training.utils.io import atomic_open
 
     try:
@@ -298,7 +304,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the VAE mean of the tile's own sample + uniform noise in [-0.3, 0.3]; noise: that noise alone "
             "(the paper's ablation). All arms share loss, optimiser and schedule. Writes config.json, "
             "checkpoints/, generator_ema.safetensors, losses.csv and samples/ into --out. Several GPUs: "
-            "torchrun --standalone --nproc_per_node N -m training.cli.main train-gan ..."
+            "torchrun --standalone --nproc_per_node N -m training.cli train-gan ..."
         ),
     )
     train.add_argument("--tiles", help="tile store (LMDB folder from rnagan tile-slides)")

@@ -9,6 +9,9 @@ from pathlib import Path
 from training.cli.main import CommandError
 from training.synthetic.paths import DEFAULT_GENE_LIST, DEFAULT_TISSUES
 
+# Library modules are imported inside the commands: `rnagan --help` imports every command module, and
+# the library pulls in numpy and torch (start-up time).
+
 DESCRIPTION = """\
 Write a synthetic cohort in GTEx's formats into OUT: expression.gct.gz (GCT 1.2, TPM-like, real gene IDs),
 sample_attributes.txt (SAMPID, SMTS, SMTSD), slides/<tissue sample ID>.tiff (pyramidal, 20x, 0.5 um/px),
@@ -26,7 +29,8 @@ def positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.synthetic.cohort import CohortConfig, write_cohort
+    from training.synthetic.cohort import write_cohort
+    from training.synthetic.design import CohortConfig
 
     config = CohortConfig(
         samples_per_tissue=args.samples_per_tissue,

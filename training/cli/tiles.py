@@ -11,6 +11,9 @@ from pathlib import Path
 from training.cli.main import CommandError
 from training.data.tiling_params import TilingParams
 
+# Library modules are imported inside the commands: `rnagan --help` imports every command module, and
+# the library pulls in numpy and torch (start-up time).
+
 DEFAULTS = TilingParams()
 
 

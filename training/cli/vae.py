@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from training.cli.main import CommandError
 from training.cli.presets import (
     VAE_PRESETS,
     Option,
@@ -31,9 +32,12 @@ TRAIN_OPTIONS = (
            ("umap", "pca", "none")),
 )
 
+# Library modules are imported inside the commands: `rnagan --help` imports every command module, and
+# the library pulls in numpy and torch (start-up time).
+
 
 def _vae_errors():
-    from training.data.expression import ExpressionError
+    from training.data.genes import ExpressionError
     from training.networks.vae import VAEError
     from training.utils.runs import ConfigError
 
@@ -48,8 +52,6 @@ def _check_device(name: str) -> None:
 
 
 def _fail(exc: Exception):
-    from training.cli.main import CommandError
-
     message = exc.args[0] if isinstance(exc, KeyError | FileNotFoundError) and exc.args else str(exc)
     return CommandError(message)
 

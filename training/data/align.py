@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.data.expression import EXAMPLES, ExpressionError
+from training.data.expression import EXAMPLES
 from training.data.gct import iter_gct_names, read_gct
-from training.data.genes import clean_gene_id, strip_version
+from training.data.genes import ExpressionError, clean_gene_id, strip_version
 from training.data.scaler import Scaler
 from training.utils.io import atomic_path, write_json
 

@@ -40,8 +40,9 @@ def clean_gene_id(raw: str) -> str:
     return gene[len(GENE_PREFIX) :] if gene.startswith(GENE_PREFIX) else gene
 
 
-def read_gene_list(path: str | os.PathLike[str]) -> list[str]:
-    """A CSV with a `Gene` column, or one ID a line; `rna_` prefixes and blank lines are dropped."""
+def read_gene_list(path: str | os.PathLike[str], *, require_header: bool = False) -> list[str]:
+    """A CSV with a `Gene` column, or one ID a line; `rna_` prefixes and blank lines are dropped.
+    With `require_header`, only the CSV form (a `Gene` column) is accepted."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: file not found")
@@ -60,6 +61,8 @@ def read_gene_list(path: str | os.PathLike[str]) -> list[str]:
     if "gene" in header:
         column = header.index("gene")
         rows = rows[1:]
+    elif require_header:
+        raise ExpressionError(f"{path}: expected a 'Gene' column header on line {rows[0][0]}")
     elif len(header) > 1:
         raise ExpressionError(f"{path}: gene list has several columns but none is named 'Gene'")
     else:

@@ -32,17 +32,19 @@ from typing import Any
 import imagecodecs
 import numpy as np
 
+from training.data.samples import read_sample_attributes, slide_id_from_sample
 from training.data.slides import (
     Grid,
     SlideError,
     SlideSource,
     choose_resolution,
     resize_tile,
-    slide_id_of,
+    slide_id_from_path,
     slide_mpp,
-    tissue_mask,
 )
+from training.data.tile_store import TileStoreWriter
 from training.data.tiling_params import TilingParams
+from training.data.tissue_mask import tissue_mask
 
 BLOCK_PX = 2048  # read granularity in level px
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 grey
@@ -81,7 +83,7 @@ def tile_slide(path: str | os.PathLike[str], params: TilingParams, *,
     """Messages for one slide: ("chunk", [(key, jpeg, meta), …]) zero or more times, then ("done", summary)
     or ("failed", error). Errors of any kind end in "failed" naming the slide: one bad slide never stops a run."""
     path = Path(path)
-    slide_id = slide_id_of(path)
+    slide_id = slide_id_from_path(path)
     try:
         with SlideSource(path, reader=params.reader) as source:
             yield from _tile_source(source, slide_id, params, chunk_size)
@@ -164,12 +166,10 @@ class TilingSummary:
 def read_tissue_labels(path: str | os.PathLike[str], column: str = "SMTSD") -> dict[str, str]:
     """GTEx sample attributes → tissue per tissue-sample ID (the first three dash-separated parts of SAMPID,
     which is what a GTEx slide is named after). SMTSD by default, the names prepare-expression uses."""
-    from training.data.expression import read_sample_attributes, slide_id_of
-
     table = read_sample_attributes(path)
     if column not in table.columns:
         raise ValueError(f"{path}: no column {column} (found {', '.join(table.columns)})")
-    return {slide_id_of(sample): tissue for sample, tissue in zip(table["SAMPID"], table[column], strict=True)
+    return {slide_id_from_sample(sample): tissue for sample, tissue in zip(table["SAMPID"], table[column], strict=True)
             if tissue}
 
 
@@ -230,7 +230,7 @@ def _init_worker(queue: Any) -> None:
 
 
 def _work(path: str, params: dict[str, Any], chunk_size: int) -> None:
-    slide_id = slide_id_of(path)
+    slide_id = slide_id_from_path(path)
     for kind, payload in tile_slide(path, TilingParams(**params), chunk_size=chunk_size):
         _QUEUE.put((slide_id, kind, payload))
 
@@ -242,11 +242,10 @@ def tile_slides(paths: Sequence[Path], out: str | os.PathLike[str], params: Tili
     Workers are spawned, so a script calling this with workers > 1 needs the `if __name__ == "__main__":` guard."""
     from tqdm import tqdm
 
-    from training.data.tile_store import TileStoreWriter  # not at module level: workers need no torch
 
     by_id: dict[str, Path] = {}
     for path in paths:
-        slide_id = slide_id_of(path)
+        slide_id = slide_id_from_path(path)
         if slide_id in by_id:
             raise ValueError(f"two slides share the ID {slide_id!r}: {by_id[slide_id]} and {path}")
         by_id[slide_id] = Path(path)
@@ -284,7 +283,7 @@ def _run_pool(paths: list[Path], params: dict[str, Any], workers: int, chunk_siz
     queue = context.Queue(maxsize=2 * workers)  # backpressure: workers wait while the writer is behind
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(queue,))
     try:
-        futures = {pool.submit(_work, str(path), params, chunk_size): slide_id_of(path) for path in paths}
+        futures = {pool.submit(_work, str(path), params, chunk_size): slide_id_from_path(path) for path in paths}
         while len(sink.finished) < len(paths):
             try:
                 slide_id, kind, payload = queue.get(timeout=1.0)

@@ -13,28 +13,30 @@ step). Keep `batch_size` fixed where tiles must match bit for bit on a GPU.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from training.loops.conditioning import KINDS, check_mode, sampling_input
+from training.data.expression import load_prepared
+from training.data.samples import match_tissue
 from training.networks.gan import GANConfig, Generator
-from training.utils.io import atomic_path, read_json
-from training.utils.runs import config_from_dict, load_weights, pick_device, state_mismatches
-
-GENERATOR_FILE = "generator_ema.safetensors"
-CONFIG_FILE = "config.json"
-
-
-class CheckpointError(ValueError):
-    """A run folder whose weights and config do not belong together, or that lacks them."""
+from training.networks.inputs import KINDS, check_mode, sampling_input
+from training.networks.vae import gene_order, load_vae
+from training.utils.checkpoints import CONFIG_FILE, GENERATOR_FILE, CheckpointError
+from training.utils.device import pick_device
+from training.utils.images import render
+from training.utils.io import read_json, write_json
+from training.utils.runs import (
+    config_from_dict,
+    config_to_dict,
+    load_state_checked,
+    load_weights,
+    save_weights,
+)
 
 
 @dataclass
@@ -74,8 +76,6 @@ class LoadedGenerator:
         if self._vae is None:
             if self.vae_run is None:
                 raise CheckpointError(f"{self.run_dir / CONFIG_FILE}: an RNA-GAN run without vae_run")
-            from training.networks.vae import load_vae
-
             self._vae = load_vae(self.vae_run, device=self.device)
         return self._vae
 
@@ -85,9 +85,6 @@ class LoadedGenerator:
         if self._prepared is None:
             if self.expression_dir is None:
                 raise CheckpointError(f"{self.run_dir / CONFIG_FILE}: an RNA-GAN run without expression_dir")
-            from training.data.expression import load_prepared
-            from training.networks.vae import gene_order
-
             self._prepared = load_prepared(self.expression_dir, mmap=True)
             self._order = gene_order(self._prepared.genes, self.vae.genes, source=str(self.expression_dir))
         return self._prepared
@@ -100,8 +97,6 @@ class LoadedGenerator:
     def random_sample_ids(self, n: int, seed: int = 0, *, split: str | None = None) -> list[str]:
         """n sample IDs of this run's tissue (optionally one split), drawn from `seed` (with replacement
         only when n exceeds the samples there)."""
-        from training.loops.conditioning import match_tissue
-
         samples = self.prepared.samples
         names = match_tissue(list(samples["tissue"].unique()), self.tissue)
         keep = samples["tissue"].isin(names)
@@ -161,8 +156,6 @@ def save_generator_run(
     """Write the sampling-only part of a run folder (config.json + generator weights), exactly what
     load_generator reads: for benchmarks and tests that need a generator of some size, not a trained one.
     Training writes the same two files, with its full config, through train_gan."""
-    from training.utils.io import write_json
-    from training.utils.runs import config_to_dict, save_weights
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -172,78 +165,6 @@ def save_generator_run(
     })
     save_weights(run / GENERATOR_FILE, model.state_dict())
     return run
-
-
-def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
-    """load_state_dict, with a message that names the first differing tensors and says what to check."""
-    problems = state_mismatches(module, state)
-    if problems:
-        raise CheckpointError(f"{source}: checkpoint/config mismatch: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
-
-
-def to_uint8_nhwc(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] (N, 3, H, W) → uint8 (N, H, W, 3)."""
-    return (
-        images.float()
-        .add(1)
-        .mul(127.5)
-        .round_()
-        .clamp_(0, 255)
-        .to(torch.uint8)
-        .permute(0, 2, 3, 1)
-        .contiguous()
-    )
-
-
-@torch.no_grad()
-def render(
-    model: torch.nn.Module,
-    inputs: torch.Tensor | Callable[[int, int], torch.Tensor],
-    *,
-    n: int | None = None,
-    batch_size: int = 256,
-    device: torch.device | None = None,
-) -> torch.Tensor:
-    """Run a generator in eval mode over inputs (n, dim) in chunks → uint8 (n, H, W, 3) on the CPU.
-
-    `inputs` may be a function (start, stop) → rows start..stop; on CUDA the next chunk's rows are then
-    built on a CPU thread while the GPU draws the current one.
-    """
-    device = device or next(model.parameters()).device
-    cuda = device.type == "cuda"
-    if callable(inputs):
-        make, n = inputs, int(n if n is not None else 0)
-    else:
-        make, n = (lambda start, stop: inputs[start:stop]), inputs.shape[0]
-    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-
-    def prepare(start: int, stop: int) -> torch.Tensor:
-        chunk = make(start, stop)
-        if cuda and stop - start < batch_size:  # one shape for every call: no recompiles, one kernel choice
-            chunk = torch.cat([chunk, chunk[-1:].expand(batch_size - (stop - start), -1)])
-        return chunk.pin_memory() if cuda else chunk
-
-    out: torch.Tensor | None = None
-    with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(ThreadPoolExecutor(1)) if cuda else None
-        pending = pool.submit(prepare, *bounds[0]) if pool and bounds else None
-        for i, (start, stop) in enumerate(bounds):
-            chunk = pending.result() if pending else prepare(start, stop)
-            if pool and i + 1 < len(bounds):
-                pending = pool.submit(prepare, *bounds[i + 1])
-            z = chunk.to(device, non_blocking=cuda)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                tiles = to_uint8_nhwc(model(z)[: stop - start])
-            if out is None:
-                out = torch.empty((n, *tiles.shape[1:]), dtype=torch.uint8, pin_memory=cuda)
-            out[start:stop].copy_(tiles, non_blocking=cuda)
-    if cuda:
-        torch.cuda.synchronize(device)
-    if out is None:
-        size = getattr(getattr(model, "config", None), "image_size", 0)
-        return torch.empty((0, size, size, 3), dtype=torch.uint8)
-    return out
 
 
 def generate(
@@ -297,19 +218,3 @@ def _per_tile(values: np.ndarray, n: int, width: int, what: str) -> np.ndarray:
             f"{what} must have shape ({width},), (1, {width}) or ({n}, {width}); got {values.shape}"
         )
     return np.broadcast_to(values, (n, width)).copy()
-
-
-def tile_grid(tiles: np.ndarray, columns: int) -> np.ndarray:
-    """uint8 (n, H, W, 3) → one (rows·H, columns·W, 3) image, row-major, blank cells white."""
-    n, h, w, _ = tiles.shape
-    rows = max(1, -(-n // columns))
-    grid = np.full((rows * h, columns * w, 3), 255, dtype=np.uint8)
-    for k in range(n):
-        r, c = divmod(k, columns)
-        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = tiles[k]
-    return grid
-
-
-def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")

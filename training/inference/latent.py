@@ -29,22 +29,6 @@ META_COLUMNS = ("sample_id", "slide_id", "tissue", "source_tissue", "split")
 UNITS = ("zscore", "log1p", "tpm")
 
 
-def tissue_centroids(vae: LoadedVAE, x: np.ndarray, tissues: Sequence[str]) -> dict[str, np.ndarray]:
-    """Mean μ of the rows of `x` of each tissue, in sorted tissue order."""
-    tissues = np.asarray(tissues, dtype=object)
-    if len(tissues) != len(x):
-        raise VAEError(f"{len(x)} expression rows but {len(tissues)} tissue labels")
-    mu = vae.encode(x)
-    return {str(t): mu[tissues == t].mean(axis=0).astype(np.float32) for t in sorted(set(tissues))}
-
-
-def save_centroids(path: str | os.PathLike[str], centroids: dict[str, np.ndarray]) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **{name: np.asarray(c, dtype=np.float32) for name, c in centroids.items()})
-    return path
-
-
 @dataclass
 class ExpressionSet:
     """Rows of expression in the VAE's gene order, with their metadata (at least `sample_id`)."""

@@ -1,4 +1,5 @@
-"""What the generator is fed, for each arm of the comparison.
+"""What the generator is fed in training: the latent table of the prepared expression rows and the batches
+drawn from it (the modes and the sampling inputs are training.networks.inputs).
 
 - `none` (GAN): z ~ N(0, I) of the input dimension.
 - `rna` (RNA-GAN): the VAE mean μ of the tile's own expression sample, plus noise uniform in
@@ -18,23 +19,17 @@ device.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from training.data.expression import load_prepared
+from training.data.samples import match_tissue
+from training.networks.inputs import check_mode, uniform_noise
+from training.networks.vae import gene_order, load_vae
 from training.utils.runs import load_weights, save_weights
-
-MODES = ("none", "rna", "noise")
-KINDS = {"none": "gan", "rna": "rnagan", "noise": "noise"}
-NOISE_HALF_WIDTH = 0.3
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"conditioning must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
 
 
 @dataclass
@@ -90,12 +85,6 @@ class LatentTable:
         return self.latents.index_select(0, rows)
 
 
-def uniform_noise(
-    shape: Sequence[int], *, generator: torch.Generator, device: torch.device | str
-) -> torch.Tensor:
-    return (torch.rand(*shape, generator=generator, device=device) * 2 - 1) * NOISE_HALF_WIDTH
-
-
 def training_input(
     mode: str,
     batch_size: int,
@@ -121,54 +110,6 @@ def training_input(
     return table.lookup(rows) + noise
 
 
-def seeded_noise(mode: str, seeds: Sequence[int], input_dim: int, *, threads: int = 1) -> torch.Tensor:
-    """(n, input_dim) CPU noise, row k drawn from its own generator seeded `seeds[k]`.
-
-    `threads` > 1 fills slices of the rows in parallel (torch releases the GIL while drawing); the
-    result is the same for any number of threads.
-    """
-    check_mode(mode)
-    seeds = [int(s) for s in seeds]
-    out = torch.empty(len(seeds), input_dim)
-
-    def fill(start: int, stop: int) -> None:
-        gen = torch.Generator()
-        draw = torch.randn if mode == "none" else torch.rand
-        for k in range(start, stop):
-            gen.manual_seed(seeds[k])
-            draw(input_dim, generator=gen, out=out[k])
-
-    parts = max(1, min(threads, len(seeds) // 64))
-    if parts == 1:
-        fill(0, len(seeds))
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        bounds = [len(seeds) * i // parts for i in range(parts + 1)]
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(fill, bounds[:-1], bounds[1:]))
-    if mode != "none":
-        out.mul_(2).sub_(1).mul_(NOISE_HALF_WIDTH)
-    return out
-
-
-def sampling_input(
-    mode: str, seeds: Sequence[int], input_dim: int, latents: torch.Tensor | None = None, *, threads: int = 1
-) -> torch.Tensor:
-    """Generator inputs for sampling: per-tile seeded noise, plus the given latents (n, dim) for `rna`."""
-    noise = seeded_noise(mode, seeds, input_dim, threads=threads)
-    if mode != "rna":
-        if latents is not None:
-            raise ValueError(f"conditioning {mode!r} takes no expression")
-        return noise
-    if latents is None:
-        raise ValueError("an RNA-GAN tile needs an expression profile (or its VAE latent)")
-    latents = torch.as_tensor(latents, dtype=torch.float32).cpu()
-    if latents.shape != noise.shape:
-        raise ValueError(f"latents have shape {tuple(latents.shape)}, expected {tuple(noise.shape)}")
-    return latents + noise
-
-
 @dataclass
 class ConditioningData:
     """What a training run needs beyond the tiles: the latent table and the rows it shows and samples.
@@ -184,15 +125,6 @@ class ConditioningData:
     train_rows: list[int] | None = None
 
 
-def match_tissue(names: Sequence[str], tissue: str) -> list[str]:
-    """The prepared folder's tissue names meant by `tissue`: same name ignoring case, else a unique prefix."""
-    folded = tissue.casefold()
-    exact = sorted({n for n in names if n.casefold() == folded})
-    if exact:
-        return exact
-    return sorted({n for n in names if n.casefold().startswith(folded)})
-
-
 def load_rna_conditioning(
     vae_run: str | os.PathLike[str],
     expression_dir: str | os.PathLike[str],
@@ -206,9 +138,6 @@ def load_rna_conditioning(
 
     Returns the conditioning data and the PreparedExpression (for the tile dataset's expression rows).
     """
-    from training.data.expression import load_prepared
-    from training.networks.vae import gene_order, load_vae
-
     vae = load_vae(vae_run, device=device)
     prepared = load_prepared(expression_dir)
     # Same genes in another order is fine (reindex); another gene set is refused with the counts.

@@ -11,19 +11,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from training.inference.generate import CheckpointError, load_state_checked
+from training.loops.gan_config import GANTrainConfig
+from training.utils.checkpoints import CheckpointError
 from training.utils.ema import EMA
 from training.utils.io import read_json, write_json
-from training.utils.runs import config_to_dict, load_weights, save_weights
-
-if TYPE_CHECKING:  # train_gan imports this module; the config type is only needed for annotations
-    from training.loops.train_gan import GANTrainConfig
-
+from training.utils.runs import config_to_dict, load_state_checked, load_weights, save_weights
 
 # Free to differ between a checkpoint and the config that resumes it: they change no arithmetic.
 RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "keep_checkpoints")

@@ -20,7 +20,7 @@ CUDA: bf16 autocast (no grad scaler), channels_last, fused Adam, TF32, the gener
 (`--compile auto`); critic and gradient penalty stay eager (the double backward cannot be compiled).
 Several GPUs, one process each, batch size per process:
 
-    torchrun --standalone --nproc_per_node 8 -m training.cli.main train-gan --tiles T.lmdb --tissue lung \\
+    torchrun --standalone --nproc_per_node 8 -m training.cli train-gan --tiles T.lmdb --tissue lung \\
         --conditioning rna --vae runs/vae --expression prepared/ --out runs/rnagan-lung --resume
 
 (DistributedDataParallel over NCCL, each rank reading its DistributedSampler shard; on CPU, gloo.)
@@ -28,12 +28,11 @@ Several GPUs, one process each, batch size per process:
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import functools
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,78 +42,33 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from training.inference.generate import GENERATOR_FILE, render, save_png, tile_grid
-from training.loops.augment import AugmentConfig, augment
+from training.data.dataset import TileDataset
+from training.data.expression import load_prepared
+from training.data.samples import match_tissue
+from training.data.tile_store import TileStore
+from training.loops.augment import augment
 from training.loops.conditioning import (
     ConditioningData,
     LatentTable,
-    check_mode,
-    sampling_input,
+    describe_rows,
+    load_rna_conditioning,
     training_input,
 )
 from training.loops.gan_checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint
-from training.loops.wgan import StepLosses, WGANConfig, train_step
-from training.networks.gan import Critic, GANConfig, Generator, init_weights
+from training.loops.gan_config import GANTrainConfig, Runtime
+from training.loops.wgan import StepLosses, train_step
+from training.networks.gan import Critic, Generator, init_weights
+from training.networks.inputs import sampling_input
+from training.utils.checkpoints import GENERATOR_FILE
+from training.utils.device import autocast, pick_device, seed_everything
 from training.utils.ema import EMA, recalibrate_batchnorm
-from training.utils.io import atomic_open
-from training.utils.runs import make_run_dir, pick_device, save_weights, seed_everything
+from training.utils.images import render, save_png, tile_grid
+from training.utils.io import append_csv_row, write_csv
+from training.utils.runs import make_run_dir, save_weights
 
 LATENTS_FILE = "latents.safetensors"
 LOSSES_FILE = "losses.csv"
 LOSS_COLUMNS = ("step", "epoch", *StepLosses.FIELDS, "images_per_s", "elapsed_s")
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Adam for both networks, constant learning rates (the paper's values)."""
-
-    lr_g: float = 1e-3
-    lr_d: float = 4e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    ema_decay: float = 0.999
-
-
-@dataclass(frozen=True)
-class GANTrainConfig:
-    tiles: str = ""
-    tissue: str = ""
-    conditioning: str = "none"
-    vae_run: str | None = None
-    expression_dir: str | None = None
-    split: str = "train"  # with an expression folder: train on the slides of this split ("all": every slide)
-    preset: str = "paper"
-    epochs: int = 40
-    batch_size: int = 64  # per process
-    tiles_per_slide: int | None = 600
-    seed: int = 0
-    checkpoint_every: int = 0  # steps; 0: at the end of every epoch only
-    keep_checkpoints: int = 2
-    log_every: int = 20
-    grid_rows: int = 4
-    grid_columns: int = 8
-    bn_batches: int = 8  # batches that re-measure the EMA generator's BatchNorm statistics
-    model: GANConfig = field(default_factory=GANConfig)
-    wgan: WGANConfig = field(default_factory=WGANConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def __post_init__(self) -> None:
-        check_mode(self.conditioning)
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be ≥ 1 (got {self.epochs}, {self.batch_size})")
-        if self.split not in ("train", "val", "test", "all"):
-            raise ValueError(f"split must be train, val, test or all, got {self.split!r}")
-
-
-@dataclass
-class Runtime:
-    """How to run, not what to train: free to change between a run and its resume."""
-
-    device: str = "auto"
-    workers: int | None = None  # None: 8 on CUDA, 0 on CPU
-    compile: str = "auto"  # auto (CUDA only) | on | off
-    progress: bool = True
-    max_steps: int | None = None  # stop (with a checkpoint) once this many steps are done in total
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -155,9 +109,6 @@ def init_distributed(requested: str) -> tuple[int, int, torch.device]:
 
 def build_dataset(config: GANTrainConfig, prepared: Any = None) -> Dataset:
     """The tissue's tiles (with an expression folder: of the slides in `config.split` that have a row)."""
-    from training.data.tile_store import TileDataset, TileStore
-    from training.loops.conditioning import match_tissue
-
     with TileStore(config.tiles, lock=False) as store:
         records = store.slides()
     tissues = match_tissue([str(r.get("tissue")) for r in records.values() if r.get("tissue")], config.tissue)
@@ -193,8 +144,6 @@ def prepare_run_inputs(
     config: GANTrainConfig, run: Path, device: torch.device
 ) -> tuple[Dataset, ConditioningData]:
     """The tile dataset and conditioning data of a real run (the loop itself takes any dataset)."""
-    from training.data.expression import load_prepared
-    from training.loops.conditioning import describe_rows, load_rna_conditioning
 
     if config.conditioning != "rna":
         prepared = load_prepared(config.expression_dir) if config.expression_dir else None
@@ -283,9 +232,6 @@ def train_gan(
     if runtime.compile == "on" or (runtime.compile == "auto" and cuda):
         g_run = torch.compile(g_run)
 
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-
     sampler = DistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
     )
@@ -340,7 +286,7 @@ def train_gan(
                 make_input=lambda k, rows=rows: training_input(
                     mode, config.batch_size, dim, generator=rng, device=device, rows=rows[k], table=table
                 ),
-                config=config.wgan, rng=rng, autocast=autocast,
+                config=config.wgan, rng=rng, autocast=functools.partial(autocast, device),
             )
             ema.update(g_raw, step)
             step += 1
@@ -422,13 +368,9 @@ class _LossLog:
         self.last = (self.total / self.count).tolist()
         self.last_rate = self.count * images_per_step / max(now - self.t0, 1e-9)
         if self.enabled:
-            new = not self.path.exists()
-            with open(self.path, "a", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                if new:
-                    writer.writerow(LOSS_COLUMNS)
-                values = [f"{v:.6g}" for v in self.last]
-                writer.writerow([step, epoch, *values, f"{self.last_rate:.1f}", f"{now - self.started:.1f}"])
+            values = [f"{v:.6g}" for v in self.last]
+            append_csv_row(self.path, LOSS_COLUMNS,
+                           [step, epoch, *values, f"{self.last_rate:.1f}", f"{now - self.started:.1f}"])
         self.total, self.count, self.t0 = None, 0, now
 
 
@@ -439,8 +381,5 @@ def _truncate_losses(path: Path, step: int) -> None:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     # A row cut short by a crash has fewer fields; drop it with the rows after the checkpoint.
-    kept = [list(LOSS_COLUMNS)] + [
-        r for r in rows[1:] if len(r) == len(LOSS_COLUMNS) and r[0].isdigit() and int(r[0]) <= step
-    ]
-    with atomic_open(path, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(kept)
+    kept = [r for r in rows[1:] if len(r) == len(LOSS_COLUMNS) and r[0].isdigit() and int(r[0]) <= step]
+    write_csv(path, LOSS_COLUMNS, kept)

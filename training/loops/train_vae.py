@@ -17,7 +17,6 @@ loss_curves.png, metrics.json, centroids.npz, and umap.png/umap.csv.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 import time
@@ -30,20 +29,22 @@ import numpy as np
 import torch
 
 from training.data.expression import load_prepared
-from training.inference.latent import save_centroids, tissue_centroids
+from training.data.scaler import SCALER_FILE
 from training.loops.losses import vae_loss
 from training.metrics.vae_figures import plot_embedding, plot_losses
 from training.networks.vae import (
     CENTROIDS_FILE,
     GENES_FILE,
-    SCALER_FILE,
     WEIGHTS_FILE,
     BetaVAE,
     LoadedVAE,
     VAEConfig,
+    save_centroids,
+    tissue_centroids,
 )
-from training.utils.io import atomic_open, atomic_path, write_json
-from training.utils.runs import ConfigError, make_run_dir, pick_device, save_weights, seed_everything
+from training.utils.device import autocast, pick_device, seed_everything
+from training.utils.io import atomic_path, write_csv, write_json
+from training.utils.runs import ConfigError, make_run_dir, save_weights
 from training.utils.schedules import warmup_cosine
 
 EMBEDDINGS = ("umap", "pca", "none")
@@ -122,12 +123,6 @@ class TrainResult:
     history: list[dict[str, float]]
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Batch bounds over n rows; a trailing batch of one row is dropped (BatchNorm cannot train on it)."""
     bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
@@ -141,7 +136,7 @@ def evaluate_loss(model: BetaVAE, x: torch.Tensor, *, beta: float, batch_size: i
     recon = kl = 0.0
     for start in range(0, len(x), batch_size):
         batch = x[start : start + batch_size]
-        with _autocast(x.device, bf16):
+        with autocast(x.device, bf16):
             out = model(batch, sample=False)
         terms = vae_loss(out.recon, batch, out.mu, out.logvar, beta=beta)
         recon += terms.recon.item() * len(batch)
@@ -205,7 +200,7 @@ def train_vae(config: TrainVAEConfig, out: str | Path, *, log: Callable[[str], N
         seen = 0
         for a, b in _batches(len(train_rows), config.batch_size):
             batch = x_train[order[a:b]]
-            with _autocast(device, config.bf16):
+            with autocast(device, config.bf16):
                 out = model(batch)
             terms = vae_loss(out.recon, batch, out.mu, out.logvar, beta=config.beta)
             optimizer.zero_grad(set_to_none=True)
@@ -299,7 +294,5 @@ def split_metrics(vae: LoadedVAE, x: np.ndarray, tissues: np.ndarray) -> dict[st
 
 
 def write_losses(path: Path, history: list[dict[str, float]]) -> None:
-    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(",".join(LOSS_COLUMNS) + "\n")
-        for row in history:
-            handle.write(",".join(str(row[c]) if c == "epoch" else f"{row[c]:.6g}" for c in LOSS_COLUMNS) + "\n")
+    write_csv(path, LOSS_COLUMNS, ([str(row[c]) if c == "epoch" else f"{row[c]:.6g}" for c in LOSS_COLUMNS]
+                                   for row in history))

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data.scaler import Scaler, load_scaler
-from training.utils.io import read_json
-from training.utils.runs import ConfigError, config_from_dict, load_weights, pick_device, state_mismatches
+from training.data.genes import read_gene_list
+from training.data.scaler import SCALER_FILE, Scaler, load_scaler
+from training.utils.device import pick_device
+from training.utils.io import atomic_path, read_json
+from training.utils.runs import ConfigError, config_from_dict, load_weights, state_mismatches
 
 WEIGHTS_FILE = "vae.safetensors"
 GENES_FILE = "genes.txt"
-SCALER_FILE = "scaler.npz"
 CENTROIDS_FILE = "centroids.npz"
 CONFIG_FILE = "config.json"
 
@@ -234,18 +235,25 @@ class LoadedVAE:
         return np.concatenate(outputs)
 
 
-def read_genes(path: str | os.PathLike[str]) -> list[str]:
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: gene list not found") from None
-    return [line.strip() for line in lines if line.strip()]
-
-
 def read_centroids(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {name: data[name].astype(np.float32) for name in data.files}
+
+
+def tissue_centroids(vae: LoadedVAE, x: np.ndarray, tissues: Sequence[str]) -> dict[str, np.ndarray]:
+    """Mean μ of the rows of `x` of each tissue, in sorted tissue order."""
+    tissues = np.asarray(tissues, dtype=object)
+    if len(tissues) != len(x):
+        raise VAEError(f"{len(x)} expression rows but {len(tissues)} tissue labels")
+    mu = vae.encode(x)
+    return {str(t): mu[tissues == t].mean(axis=0).astype(np.float32) for t in sorted(set(tissues))}
+
+
+def save_centroids(path: str | os.PathLike[str], centroids: dict[str, np.ndarray]) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **{name: np.asarray(c, dtype=np.float32) for name, c in centroids.items()})
+    return path
 
 
 def load_vae(run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> LoadedVAE:
@@ -257,7 +265,7 @@ def load_vae(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
         raise VAEError(f"{run / CONFIG_FILE}: no 'model' section; is this a VAE run folder?")
     config = config_from_dict(VAEConfig, raw["model"], source=str(run / CONFIG_FILE))
-    genes = read_genes(run / GENES_FILE)
+    genes = read_gene_list(run / GENES_FILE)
     if len(genes) != config.n_genes:
         raise VAEError(f"{run / GENES_FILE}: lists {len(genes)} genes but config.json says n_genes={config.n_genes}")
 

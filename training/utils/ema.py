@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
 
 class EMA:
@@ -45,20 +46,9 @@ class EMA:
         self.model.load_state_dict(state)
 
 
-@torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, inputs: Iterable[torch.Tensor]) -> nn.Module:
-    """Return a copy of `model` whose BatchNorm running statistics are the plain average over `inputs`."""
+    """A copy of `model`, in eval mode, whose BatchNorm running statistics are the plain average over
+    `inputs` (torch's `update_bn`, as for SWA weights); `model` itself is left alone."""
     model = copy.deepcopy(model)
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return model.eval()
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches seen
-    model.train()
-    for z in inputs:
-        model(z)
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
+    update_bn(inputs, model)
     return model.eval()

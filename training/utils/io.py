@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,3 +60,22 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+
+
+def write_csv(target: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A loss (or any) table: header then rows, through csv.writer, written atomically."""
+    with atomic_open(target, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+
+def append_csv_row(path: str | os.PathLike[str], columns: Sequence[str], row: Sequence[Any]) -> None:
+    """One row appended to a growing table (the header first when the file is new)."""
+    path = Path(path)
+    new = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(columns)
+        writer.writerow(row)

@@ -1,4 +1,4 @@
-"""Run folders, typed configs as JSON, seeding, devices and safetensors weights.
+"""Run folders, typed configs as JSON and safetensors weights.
 
 Shared by every training command: a run folder always holds the config it was made with
 (`config.json`) and the environment it ran in (`environment.json`), so a checkpoint can be rebuilt
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from training.utils.checkpoints import CONFIG_FILE, CheckpointError
+from training.utils.environment import environment_info
 from training.utils.io import atomic_path, read_json, write_json
 
 T = TypeVar("T")
@@ -103,30 +103,13 @@ def load_config(cls: type[T], path: str | os.PathLike[str]) -> T:
 
 def make_run_dir(out: str | os.PathLike[str], config: Any, *, resume: bool = False) -> Path:
     """Create a run folder and save the config and environment; refuse to overwrite another run."""
-    from training.cli.info import environment_info
-
     run = Path(out)
     if run.exists() and any(run.iterdir()) and not resume:
         raise FileExistsError(f"{run}: run folder exists and is not empty (use --resume or another --out)")
     run.mkdir(parents=True, exist_ok=True)
-    save_config(run / "config.json", config)
+    save_config(run / CONFIG_FILE, config)
     write_json(run / "environment.json", environment_info())
     return run
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA device is visible")
-    return device
 
 
 def save_weights(path: str | os.PathLike[str], state: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -164,3 +147,11 @@ def state_mismatches(module: torch.nn.Module, state: Mapping[str, torch.Tensor])
         + named(sorted(set(state) - set(expected)), "unexpected tensor(s)")
         + shapes[:3]
     )
+
+
+def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
+    """load_state_dict, with a message that names the first differing tensors and says what to check."""
+    problems = state_mismatches(module, state)
+    if problems:
+        raise CheckpointError(f"{source}: checkpoint/config mismatch: " + "; ".join(problems))
+    module.load_state_dict(state, strict=True)

@@ -37,7 +37,7 @@ def test_every_command_has_help():
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "training.cli.main", "info"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "training.cli", "info"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "torch" in result.stdout and "device:" in result.stdout
 

@@ -11,8 +11,8 @@ import pytest
 from tests.training.data.test_expression import make_cohort
 from training.cli.main import main
 from training.data.align import align_expression, coverage_path, read_table, symbols_from_gct, write_aligned
-from training.data.expression import ExpressionError, load_prepared, prepare_expression
-from training.data.genes import strip_version
+from training.data.expression import load_prepared, prepare_expression
+from training.data.genes import ExpressionError, strip_version
 from training.data.scaler import load_scaler
 
 

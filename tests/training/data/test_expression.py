@@ -10,18 +10,11 @@ import pandas as pd
 import pytest
 
 from training.cli.main import main
-from training.data.expression import (
-    ExpressionError,
-    PrepareConfig,
-    assign_splits,
-    load_prepared,
-    prepare_expression,
-    read_sample_attributes,
-    slide_id_of,
-    split_counts,
-)
-from training.data.gct import GctFormatError, write_gct
-from training.data.genes import strip_version
+from training.data.expression import PrepareConfig, load_prepared, prepare_expression
+from training.data.gct import GctFormatError
+from training.data.gct_writer import write_gct
+from training.data.genes import ExpressionError, strip_version
+from training.data.samples import assign_splits, read_sample_attributes, slide_id_from_sample, split_counts
 from training.data.scaler import load_scaler
 
 TISSUES = {"Lung": 10, "Brain - Cortex": 8, "Liver": 5}
@@ -111,7 +104,7 @@ def test_prepared_folder_holds_exactly_the_contract_files(cohort, prepared):
     lung = [s for s in cohort.samples if cohort.tissue_of.get(s) == "Lung"]
     brain = [s for s in cohort.samples if cohort.tissue_of.get(s) == "Brain - Cortex"]
     assert splits["sample_id"].tolist() == lung + brain
-    assert splits["slide_id"].tolist() == [slide_id_of(s) for s in lung + brain]
+    assert splits["slide_id"].tolist() == [slide_id_from_sample(s) for s in lung + brain]
     assert set(splits["split"]) == {"train", "val", "test"}
     with np.load(out / "scaler.npz") as scaler:
         assert {"genes", "mean", "sd"} <= set(scaler.files)
@@ -128,8 +121,8 @@ def test_prepared_folder_holds_exactly_the_contract_files(cohort, prepared):
 
 
 def test_slide_id_is_the_tissue_sample_id():
-    assert slide_id_of("GTEX-1117F-0226-SM-5GZZ7") == "GTEX-1117F-0226"
-    assert slide_id_of("GTEX-1117F-0011-R10a-SM-AHZ7F") == "GTEX-1117F-0011"
+    assert slide_id_from_sample("GTEX-1117F-0226-SM-5GZZ7") == "GTEX-1117F-0226"
+    assert slide_id_from_sample("GTEX-1117F-0011-R10a-SM-AHZ7F") == "GTEX-1117F-0011"
 
 
 def test_matrix_is_log1p_z_scored_with_training_statistics_only(cohort, prepared):

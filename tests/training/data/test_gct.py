@@ -8,7 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from training.data.gct import GctFormatError, iter_gct_names, read_gct, read_gct_header, write_gct
+from training.data.gct import GctFormatError, iter_gct_names, read_gct, read_gct_header
+from training.data.gct_writer import write_gct
 
 GENES = ["ENSG00000223972.5", "ENSG00000227232.5", "ENSG00000186092.4", "ENSG00000187634.11"]
 SYMBOLS = ["DDX11L1", "WASH7P", "OR4F5", "SAMD11"]

@@ -13,12 +13,10 @@ from training.data.slides import (
     TiffLevelReader,
     choose_resolution,
     find_slides,
-    otsu_threshold,
     resize_tile,
-    saturation,
     slide_mpp,
-    tissue_mask,
 )
+from training.data.tissue_mask import otsu_threshold, saturation, tissue_mask
 from training.data.wsi import write_pyramidal_tiff
 
 GLASS = (243, 241, 244)

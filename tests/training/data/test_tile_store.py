@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader
 
 from tests.training.data.test_slides import draw_tissue
 from training.data import tile_store as tiles
+from training.data.dataset import TileDataset
 from training.data.expression import PreparedExpression
 from training.data.scaler import Scaler
-from training.data.tile_store import TileDataset, TileStore, TileStoreWriter, decode_jpeg, dumps
+from training.data.tile_store import TileStore, TileStoreWriter, decode_jpeg, dumps
 from training.data.tiling import TilingParams, tile_slides
 from training.data.wsi import write_pyramidal_tiff
 

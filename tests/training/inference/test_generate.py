@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from training.cli.main import main
-from training.inference.generate import CheckpointError, generate, load_generator
-from training.loops.train_gan import GANTrainConfig
+from training.inference.generate import generate, load_generator
+from training.loops.gan_config import GANTrainConfig
 from training.networks.gan import GANConfig, Generator, init_weights
+from training.utils.checkpoints import CheckpointError
 from training.utils.ema import recalibrate_batchnorm
 from training.utils.runs import save_config, save_weights
 

@@ -12,9 +12,9 @@ import torch
 from tests.training.networks.test_vae import quiet, tiny_config, write_prepared
 from training.cli.main import main
 from training.data.expression import load_prepared
-from training.inference.latent import expression_from_table, tissue_centroids
+from training.inference.latent import expression_from_table
 from training.loops.train_vae import train_vae
-from training.networks.vae import UnknownTissueError, load_vae
+from training.networks.vae import UnknownTissueError, load_vae, tissue_centroids
 
 A, B = "Lung", "Brain - Cortex"
 

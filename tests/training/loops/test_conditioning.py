@@ -9,16 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from training.loops.conditioning import (
-    NOISE_HALF_WIDTH,
-    LatentTable,
-    describe_rows,
-    load_rna_conditioning,
-    sampling_input,
-    seeded_noise,
-    training_input,
-)
+from training.loops.conditioning import LatentTable, describe_rows, load_rna_conditioning, training_input
 from training.networks.gan import GANConfig, Generator, init_weights
+from training.networks.inputs import NOISE_HALF_WIDTH, sampling_input, seeded_noise
 from training.utils.ema import recalibrate_batchnorm
 
 

@@ -14,11 +14,13 @@ from torch.utils.data import Dataset
 from training.cli.gan import GAN_PRESETS
 from training.cli.main import main
 from training.cli.presets import build_config
-from training.inference.generate import CheckpointError, generate, load_generator
+from training.inference.generate import generate, load_generator
 from training.loops.augment import AugmentConfig, augment
 from training.loops.conditioning import ConditioningData, LatentTable
-from training.loops.train_gan import GANTrainConfig, Runtime, train_gan
+from training.loops.gan_config import GANTrainConfig, Runtime
+from training.loops.train_gan import train_gan
 from training.networks.gan import GANConfig, Generator
+from training.utils.checkpoints import CheckpointError
 from training.utils.ema import EMA, recalibrate_batchnorm
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from training.cli.main import main
 from training.synthetic import cohort as synthetic
-from training.synthetic.cohort import CohortConfig, design_cohort, read_gene_list, write_cohort
+from training.synthetic.cohort import write_cohort
+from training.synthetic.design import CohortConfig, cohort_gene_list, design_cohort
 from training.synthetic.histology import PROGRAM_NAMES
 from training.synthetic.morphometry import measure_programs, tissue_region
 
@@ -177,13 +178,13 @@ def test_existing_cohort_is_refused_unless_overwrite_and_failures_leave_nothing(
 
 
 def test_gene_list_prefix_is_stripped_and_a_missing_list_is_named(tmp_path, shared_data):
-    assert read_gene_list(shared_data / "protein_coding_genes.csv", 2) == ["ENSG00000186092.4", "ENSG00000187634.11"]
+    assert cohort_gene_list(shared_data / "protein_coding_genes.csv", 2) == ["ENSG00000186092.4", "ENSG00000187634.11"]
     with pytest.raises(FileNotFoundError, match="nowhere.csv.*--gene-list"):
-        read_gene_list(tmp_path / "nowhere.csv")
+        cohort_gene_list(tmp_path / "nowhere.csv")
     bad = tmp_path / "bad.csv"
     bad.write_text("gene_id\nrna_ENSG1\n")
     with pytest.raises(ValueError, match="bad.csv.*'Gene'"):
-        read_gene_list(bad)
+        cohort_gene_list(bad)
 
 
 def test_cli_writes_a_cohort_reports_its_time_and_refuses_to_overwrite(tmp_path, shared_data, capsys):
