@@ -2,7 +2,7 @@
 
 import sys
 
-from training.cli.main import main
+from training.cli.rnagan import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.main import CommandError
+from training.cli.rnagan import CommandError
 from training.utils.constants import DEFAULT_SD_FLOOR
 
 # Library modules are imported inside the commands: `rnagan --help` imports every command module.

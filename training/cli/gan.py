@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from training.cli.main import CommandError
 from training.cli.presets import (
     VAE_LATENT_DIM,
     Option,
@@ -17,6 +16,7 @@ from training.cli.presets import (
     build_config,
     overrides_from_args,
 )
+from training.cli.rnagan import CommandError
 from training.utils.constants import IMAGE_SIZES
 
 # Library modules are imported inside the commands: `rnagan --help` imports every command module, and

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from training.cli.main import CommandError
+from training.cli.rnagan import CommandError
 from training.synthetic.paths import DEFAULT_GENE_LIST, DEFAULT_TISSUES
 
 # Library modules are imported inside the commands: `rnagan --help` imports every command module, and

@@ -8,7 +8,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from training.cli.main import CommandError
+from training.cli.rnagan import CommandError
 from training.data.tiling_params import TilingParams
 
 # Library modules are imported inside the commands: `rnagan --help` imports every command module, and

@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from training.cli.main import CommandError
 from training.cli.presets import (
     VAE_PRESETS,
     Option,
@@ -15,6 +14,7 @@ from training.cli.presets import (
     int_tuple,
     overrides_from_args,
 )
+from training.cli.rnagan import CommandError
 
 TRAIN_OPTIONS = (
     Option("epochs", "--epochs", int, "most epochs to train (early stopping may end sooner)", "N"),

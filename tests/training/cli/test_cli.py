@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from training import __version__
-from training.cli.main import COMMAND_MODULES, build_parser, main
+from training.cli.rnagan import COMMAND_MODULES, build_parser, main
 
 
 def test_version_flag(capsys):
@@ -46,7 +46,7 @@ def test_building_the_parser_imports_no_numerical_library():
     # `rnagan --help` builds every command's parser; torch alone costs seconds, so each command module
     # imports its libraries inside the functions that run the command.
     code = (
-        "import sys; from training.cli.main import build_parser; build_parser(); "
+        "import sys; from training.cli.rnagan import build_parser; build_parser(); "
         "print(sorted(m for m in ('torch','numpy','pandas','scipy') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from training.cli.main import main
 from training.cli.presets import (
     VAE_LATENT_DIM,
     VAE_PRESETS,
@@ -19,6 +18,7 @@ from training.cli.presets import (
     build_config,
     overrides_from_args,
 )
+from training.cli.rnagan import main
 from training.loops.train_vae import TrainVAEConfig
 from training.networks.vae import VAEConfig
 from training.utils.runs import ConfigError

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.training.data.test_expression import make_cohort
-from training.cli.main import main
+from training.cli.rnagan import main
 from training.data.align import align_expression, coverage_path, read_table, symbols_from_gct, write_aligned
 from training.data.expression import load_prepared, prepare_expression
 from training.data.genes import ExpressionError, strip_version

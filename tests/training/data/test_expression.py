@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.cli.main import main
+from training.cli.rnagan import main
 from training.data.expression import PrepareConfig, load_prepared, prepare_expression
 from training.data.gct import GctFormatError
 from training.data.gct_writer import write_gct

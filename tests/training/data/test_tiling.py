@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.training.data.test_slides import draw_tissue
-from training.cli.main import main
+from training.cli.rnagan import main
 from training.data.tile_store import TileStore, decode_jpeg
 from training.data.tiling import CRASH_ENV, TilingParams, tile_slide, tile_slides
 from training.data.wsi import write_pyramidal_tiff

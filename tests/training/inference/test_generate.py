@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.cli.main import main
+from training.cli.rnagan import main
 from training.inference.generate import generate, load_generator
 from training.loops.gan_config import GANTrainConfig
 from training.networks.gan import GANConfig, Generator, init_weights

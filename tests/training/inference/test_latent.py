@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.training.networks.test_vae import quiet, tiny_config, write_prepared
-from training.cli.main import main
+from training.cli.rnagan import main
 from training.data.expression import load_prepared
 from training.inference.latent import expression_from_table
 from training.loops.train_vae import train_vae

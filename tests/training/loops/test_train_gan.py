@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from training.cli.gan import GAN_PRESETS
-from training.cli.main import main
 from training.cli.presets import build_config
+from training.cli.rnagan import main
 from training.inference.generate import generate, load_generator
 from training.loops.augment import AugmentConfig, augment
 from training.loops.conditioning import ConditioningData, LatentTable
@@ -165,7 +165,7 @@ def _train_argv(tmp_path) -> list[str]:
 
 def _parse_train(tmp_path, *extra):
     from training.cli.gan import build_train_config
-    from training.cli.main import build_parser
+    from training.cli.rnagan import build_parser
 
     return build_train_config(build_parser().parse_args([*_train_argv(tmp_path), *extra]))
 

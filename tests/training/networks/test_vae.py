@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from training.cli.main import main
 from training.cli.presets import VAE_PRESETS, build_config
+from training.cli.rnagan import main
 from training.data.expression import load_prepared
 from training.data.scaler import fit_scaler, save_scaler
 from training.loops.losses import gaussian_kl, vae_loss

@@ -11,7 +11,7 @@ import openslide
 import pandas as pd
 import pytest
 
-from training.cli.main import main
+from training.cli.rnagan import main
 from training.synthetic import cohort as synthetic
 from training.synthetic.cohort import write_cohort
 from training.synthetic.design import CohortConfig, cohort_gene_list, design_cohort
