@@ -7,7 +7,7 @@ from django.db import transaction
 
 from config.commands import ProjectCommand
 from generation.models import Checkpoint, GenerationJob
-from generation.services import generation_job_create
+from generation.tasks import generation_job_submit
 
 Source = GenerationJob.ExpressionSource
 MAX_TILES = 10_000_000
@@ -56,7 +56,7 @@ class Command(ProjectCommand):
             source = Source.RANDOM_SAMPLE
         try:
             with transaction.atomic():
-                job = generation_job_create(checkpoint=checkpoint, requested=o["n"], expression_source=source,
+                job = generation_job_submit(checkpoint=checkpoint, requested=o["n"], expression_source=source,
                                             expression_ref=ref, seed=o["seed"], queue=o["queue"])
         except (ValueError, ValidationError) as exc:
             raise CommandError("; ".join(getattr(exc, "messages", [str(exc)]))) from exc

@@ -1,8 +1,8 @@
 from django.core.management.base import CommandError
 
 from config.commands import ProjectCommand
-from generation.loader import CheckpointError
 from generation.services import checkpoint_register
+from training.utils.checkpoints import CheckpointError
 
 
 class Command(ProjectCommand):
