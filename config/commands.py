@@ -19,7 +19,7 @@ import traceback
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from training.utils.errors import BUG_REPORT, RnaganError, one_line
+from training.utils.errors import BUG_REPORT, is_expected, one_line
 
 USAGE_STATUS = 2
 
@@ -36,9 +36,9 @@ class ProjectCommand(BaseCommand):
             raise
         except ValidationError as exc:  # a model's own checks refused a value the user gave
             raise CommandError("; ".join(exc.messages), returncode=USAGE_STATUS) from exc
-        except (RnaganError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.filename is None and not isinstance(exc, RnaganError):
-                raise  # an OSError about no file of the user's is not their input: a bug or the system
+        except Exception as exc:
+            if not is_expected(exc):
+                raise
             raise CommandError(one_line(exc), returncode=USAGE_STATUS) from exc
 
     def run_from_argv(self, argv):

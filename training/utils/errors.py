@@ -26,6 +26,11 @@ class OutputExistsError(RnaganError, FileExistsError):
     """An output that is already there and would be overwritten."""
 
 
+def is_expected(exc: BaseException) -> bool:
+    """A project error, or a file problem the OS reported about a path (missing, a folder, no permission)."""
+    return isinstance(exc, RnaganError) or (isinstance(exc, OSError) and exc.filename is not None)
+
+
 def one_line(exc: BaseException) -> str:
     """The message of an expected error as one line (a KeyError's repr quotes dropped)."""
     if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, RnaganError):

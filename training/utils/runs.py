@@ -20,12 +20,13 @@ from safetensors.torch import load_file, save_file
 
 from training.utils.checkpoints import CONFIG_FILE, CheckpointError
 from training.utils.environment import environment_info
+from training.utils.errors import RnaganError
 from training.utils.io import atomic_path, read_json, write_json
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(RnaganError, ValueError):
     """A config file or override that does not match the dataclass it should build."""
 
 
