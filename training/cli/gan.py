@@ -246,9 +246,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from training.inference.generate import generate, load_generator
     from training.utils.checkpoints import CheckpointError
+    from training.utils.device import pick_device
     from training.utils.images import save_png
-    from training.utils.io import atomic_open
+    from training.utils.io import atomic_folder, refuse_existing_output
 
+    # Before any work: an --out that holds something is not written over, a GPU asked for must be there.
+    refuse_existing_output(Path(args.out))
+    pick_device(args.device or "auto")
     try:
         gen = load_generator(args.run, device=args.device)
     except (FileNotFoundError, ValueError, CheckpointError) as exc:
@@ -282,16 +286,16 @@ def run_generate(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise CommandError(str(exc).strip("'\"")) from None
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for k, (tile, seed, label) in enumerate(zip(tiles, seeds, labels, strict=True)):
-        name = f"tile-{k:05d}.png"
-        save_png(tile, out / name)
-        rows.append((name, seed, label))
-    with atomic_open(out / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("file", "seed", "sample"))
-        writer.writerows(rows)
+    with atomic_folder(out) as folder:  # a run killed midway leaves no --out, not a partial one
+        for k, (tile, seed, label) in enumerate(zip(tiles, seeds, labels, strict=True)):
+            name = f"tile-{k:05d}.png"
+            save_png(tile, folder / name)
+            rows.append((name, seed, label))
+        with open(folder / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("file", "seed", "sample"))
+            writer.writerows(rows)
     print(f"wrote {len(rows)} {gen.image_size}×{gen.image_size} tiles and manifest.csv to {out}")
     return 0
 

@@ -14,15 +14,12 @@ matrix.npy (float32 samples × genes, z-scored log1p TPM), splits.csv, genes.txt
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +40,7 @@ from training.data.genes import (
 )
 from training.data.samples import SPLITS, assign_splits, read_sample_attributes, slide_id_from_sample
 from training.data.scaler import DEFAULT_SD_FLOOR, SCALER_FILE, Scaler, fit_scaler, load_scaler, save_scaler
-from training.utils.io import read_json, write_json
+from training.utils.io import atomic_folder, read_json, write_json
 
 MATRIX_FILE, SPLITS_FILE, GENES_FILE, REPORT_FILE = "matrix.npy", "splits.csv", "genes.txt", "report.json"
 SPLIT_COLUMNS = ["sample_id", "slide_id", "tissue", "split"]
@@ -129,27 +126,6 @@ def _select_samples(
     return pd.concat(frames, ignore_index=True)
 
 
-@contextlib.contextmanager
-def _atomic_folder(target: Path, *, overwrite: bool) -> Iterator[Path]:
-    """Build a folder under a temporary name beside the target and rename it into place on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            if not overwrite and (not target.is_dir() or any(target.iterdir())):
-                raise ExpressionError(f"{target}: output appeared while preparing; not replacing it")
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "previous")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def prepare_expression(
     config: PrepareConfig, *, log: Callable[[str], None] = lambda message: None
 ) -> dict[str, Any]:
@@ -221,7 +197,7 @@ def prepare_expression(
     report["scaler"] = {"sd_floor": config.sd_floor, "genes_at_floor": at_floor}
     report["seconds"] = round(time.perf_counter() - started, 2)
 
-    with _atomic_folder(config.out, overwrite=config.overwrite) as folder:
+    with atomic_folder(config.out, overwrite=config.overwrite) as folder:
         np.save(folder / MATRIX_FILE, matrix)
         samples[SPLIT_COLUMNS].to_csv(folder / SPLITS_FILE, index=False)
         (folder / GENES_FILE).write_text("".join(f"{g}\n" for g in genes), encoding="utf-8")

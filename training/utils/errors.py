@@ -26,9 +26,14 @@ class OutputExistsError(RnaganError, FileExistsError):
     """An output that is already there and would be overwritten."""
 
 
+# Raised by the project's code and the OS about the paths a user gives (with their message naming the path).
+PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def is_expected(exc: BaseException) -> bool:
-    """A project error, or a file problem the OS reported about a path (missing, a folder, no permission)."""
-    return isinstance(exc, RnaganError) or (isinstance(exc, OSError) and exc.filename is not None)
+    """A project error, or a file problem about a path the user gave (missing, a folder, no permission,
+    a disk that is full: any OSError the OS tied to a file name)."""
+    return isinstance(exc, (RnaganError, *PATH_ERRORS)) or (isinstance(exc, OSError) and exc.filename is not None)
 
 
 def one_line(exc: BaseException) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.training.data.test_expression import Cohort, make_cohort
 from training.data.expression import load_prepared, prepare_expression
 from training.data.gct_writer import write_gct
 from training.data.genes import ExpressionError
-from tests.training.data.test_expression import Cohort, make_cohort
 
 
 @pytest.fixture
