@@ -73,7 +73,7 @@ class PrepareConfig:
         """Every option and input path, before any reading: a bad option found late wastes a 3 GB read."""
         for name in ("gct", "attributes", "genes"):
             path = getattr(self, name)
-            if not path.is_file():
+            if not path.exists() or path.is_dir():  # a named pipe (<(zcat …)) is fine: it streams
                 raise ExpressionError(f"{path}: --{name} " + ("is a folder, not a file" if path.is_dir()
                                                              else "file not found"))
         if not (math.isfinite(self.sd_floor) and self.sd_floor > 0):

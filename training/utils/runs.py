@@ -126,7 +126,7 @@ def stage_run_dir(out: str | os.PathLike[str], config: Any) -> Path:
     `publish_run_dir` renames it to `out` once training has really started."""
     run = Path(out)
     if run.exists() and (not run.is_dir() or any(run.iterdir())):
-        raise OutputExistsError(f"{run}: run folder exists and is not empty (use --resume or another --out)")
+        raise OutputExistsError(f"{run}: run folder exists and is not empty (choose another --out; train-gan continues a run with --resume)")
     run.parent.mkdir(parents=True, exist_ok=True)
     for leftover in run.parent.glob(f".{run.name}{STAGING}*"):  # from a start killed before it published
         shutil.rmtree(leftover, ignore_errors=True)
