@@ -242,3 +242,11 @@ def test_train_gan_on_a_corrupt_store_is_one_line(inputs, tmp_path, capsys):
     assert err.strip() == (f"rnagan train-gan: error: {inputs['RANDOM_LMDB']}: not a readable tile store "
                            "(MDB_INVALID: File is not an LMDB file); rebuild it with rnagan tile-slides")
 
+
+
+def test_a_corrupt_store_is_refused_by_the_reader_and_by_the_writer(inputs):
+    from training.data.tile_store import TileStore, TileStoreError, TileStoreWriter
+
+    for open_store in (TileStore, TileStoreWriter):
+        with pytest.raises(TileStoreError, match="not a readable tile store .*rebuild it with rnagan tile-slides"):
+            open_store(inputs["RANDOM_LMDB"])
