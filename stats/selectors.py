@@ -1,0 +1,106 @@
+"""Reads for the statistics: the game's answered rounds as tidy, anonymous frames, and the cached results.
+
+Players and games appear only as salted hashes (settings.RNAGAN_EXPORT_SALT): no session key, no IP and no
+database key leaves this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+
+import pandas as pd
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from pandas.api.types import union_categoricals
+
+GAME_PAGE_KEY = "stats:game:page:v1"
+GAME_TABLES_KEY = "stats:game:tables:v1"
+CHUNK_ROWS = 100_000
+ANSWER_COLUMNS = ["player", "game", "tile", "source", "tissue", "answer", "confidence", "correct", "position",
+                  "answered_at"]
+CATEGORICAL = ["player", "game", "tile", "source", "tissue", "answer", "confidence"]
+
+# Audit games (when the quiz has them) test the blinding and must never count as the crowd's answers.
+_ANSWERED = """
+    FROM quiz_gameround r
+    JOIN quiz_game g ON g.id = r.game_id
+    JOIN generation_tile t ON t.id = r.tile_id
+    WHERE r.answered_at IS NOT NULL
+"""
+
+
+def pseudonym(kind: str, value: object, *, salt: str | None = None) -> str:
+    """A stable, salted, one-way stand-in for a player or game (16 hex digits, 64 bits)."""
+    key = (salt if salt is not None else settings.RNAGAN_EXPORT_SALT).encode()
+    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _anonymise(rows: list[tuple], salt: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["game_id", "session_key", *ANSWER_COLUMNS[2:]])
+    for kind, column, target in (("player", "session_key", "player"), ("game", "game_id", "game")):
+        codes = frame[column].astype("category")
+        names = [pseudonym(kind, value, salt=salt) for value in codes.cat.categories]
+        frame[target] = codes.cat.rename_categories(names)
+    frame["correct"] = frame["correct"].astype(bool)
+    frame["position"] = frame["position"].astype("int16")
+    frame["answered_at"] = pd.to_datetime(frame["answered_at"], utc=True)
+    return frame[ANSWER_COLUMNS]
+
+
+def game_answer_chunks(*, salt: str | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Every answered round, oldest first, in frames of at most `chunk_rows` (a server-side cursor on
+    PostgreSQL, so memory stays flat however many answers there are)."""
+    salt = salt if salt is not None else settings.RNAGAN_EXPORT_SALT
+    sql = ("SELECT r.game_id, g.session_key, t.public_id, r.source, t.tissue, r.answer, r.confidence, "
+           f"r.correct, r.position, r.answered_at {_ANSWERED} ORDER BY r.id")
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(chunk_rows):
+            yield _anonymise(rows, salt)
+
+
+def game_answers_frame(*, salt: str | None = None) -> pd.DataFrame:
+    """All answered rounds in one frame; the text columns are categorical (a tenth of the memory)."""
+    chunks = []
+    for chunk in game_answer_chunks(salt=salt):
+        chunks.append(chunk.astype({column: "category" for column in CATEGORICAL}))
+    if not chunks:
+        frame = pd.DataFrame({column: pd.Series(dtype="object") for column in ANSWER_COLUMNS})
+        return frame.astype({"correct": bool, "position": "int16"})
+    columns = {}
+    for column in ANSWER_COLUMNS:
+        if column in CATEGORICAL:
+            columns[column] = pd.Series(union_categoricals([c[column] for c in chunks]))
+        else:
+            columns[column] = pd.concat([c[column] for c in chunks], ignore_index=True)
+    return pd.DataFrame(columns)
+
+
+def game_exposures_frame() -> pd.DataFrame:
+    """Rounds dealt per tile, answered or not."""
+    sql = """SELECT t.public_id, t.source, t.tissue, count(*) FROM quiz_gameround r
+             JOIN generation_tile t ON t.id = r.tile_id GROUP BY t.public_id, t.source, t.tissue"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return pd.DataFrame(cursor.fetchall(), columns=["tile", "source", "tissue", "exposures"])
+
+
+def game_fingerprint() -> list:
+    """Changes whenever a round is answered: the refresh task recomputes only when it moved."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), max(r.answered_at) {_ANSWERED}")
+        count, latest = cursor.fetchone()
+    return [int(count), latest.isoformat() if latest else None]
+
+
+def game_stats_cached() -> dict | None:
+    """What the page shows: {result, figures, fingerprint}; None until the task has run once."""
+    return cache.get(GAME_PAGE_KEY)
+
+
+def game_tables_cached() -> dict | None:
+    """The per-tile and per-player tables of the last computation, for the exports."""
+    return cache.get(GAME_TABLES_KEY)
