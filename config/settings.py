@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "generation",
     "quiz",
+    "studies",
 ]
 
 MIDDLEWARE = [

@@ -9,8 +9,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "training": {"django", "celery", "quiz", "generation", "config"},
-    "generation": {"quiz"},
+    "training": {"django", "celery", "quiz", "studies", "generation", "config"},
+    "generation": {"quiz", "studies"},
+    # The rating study is its own audience: it builds on the catalog, never on the game's internals.
+    "studies": {"quiz"},
+    "quiz": {"studies"},
 }
 
 
