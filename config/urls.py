@@ -4,6 +4,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("studies.urls")),
     path("", include("quiz.urls")),
 ]
 

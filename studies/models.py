@@ -63,6 +63,9 @@ class Study(models.Model):
     repeats = models.PositiveIntegerField(default=0, help_text="hidden repeats per rater")
     seed = models.BigIntegerField()
     cover_text = models.TextField(default=default_cover_text, help_text="Markdown; raw HTML is not rendered")
+    # Every item page shows its tile at this size (the study's largest, 1:1), so no page differs by tile.
+    tile_width = models.PositiveIntegerField(default=0)
+    tile_height = models.PositiveIntegerField(default=0)
     debrief = models.BooleanField(default=True, help_text="ask finished raters what they suspected")
     stats_published = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)

@@ -118,6 +118,8 @@ def study_create(*, name: str, tissues: Sequence[str], sources: Sequence[str] = 
                                  f"{wanted} needed")
             drawn += list(Tile.objects.filter(id__in=rng.sample(ids, wanted)).select_related("checkpoint"))
     rng.shuffle(drawn)  # codes in a random order: a code says nothing about a tile's cell
+    study.tile_width = max(t.width for t in drawn)
+    study.tile_height = max(t.height for t in drawn)
 
     with transaction.atomic():
         study.save()
