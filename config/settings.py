@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "generation",
     "quiz",
+    "studies",
     "stats",
 ]
 

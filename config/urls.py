@@ -5,6 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("stats/", include("stats.urls")),
+    path("", include("studies.urls")),
     path("", include("quiz.urls")),
 ]
 

@@ -9,8 +9,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "training": {"django", "celery", "quiz", "generation", "config"},
-    "generation": {"quiz"},
+    "training": {"django", "celery", "quiz", "studies", "generation", "config"},
+    "generation": {"quiz", "studies"},
+    # The rating study is its own audience: it builds on the catalog, never on the game's internals.
+    "quiz": {"studies", "stats"},
+    "studies": {"quiz", "stats"},
     # The statistics run on a lab's own files too: plain pandas/scipy/statsmodels, no web framework.
     "stats/analysis": {"django", "celery", "quiz", "generation", "config", "studies", "training"},
 }
