@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 from django.conf import settings
 
 from stats import selectors, services
-from stats.analysis import schema
+from stats.analysis import report, schema
 from stats.analysis.schema import Column
+from stats.presenting import study_payload
 
 ARROW_TYPES = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
                "datetime": pa.timestamp("us", tz="UTC")}
@@ -173,3 +174,35 @@ def export_zip(write, *, prefix: str):
         handle = open(archive, "rb")  # noqa: SIM115 - closed by the streaming response
         shutil.rmtree(folder)
     return handle
+
+
+def export_study(folder: Path, study) -> Path:
+    """Write one study's export into `folder`: every rating, raters, per-rater and per-tile summaries, tiles,
+    the statistics and figures, and datapackage.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ratings, tiles, raters = selectors.study_frames(study=study)
+    raters = raters.drop(columns=["label"])  # the staff's note on who a rater is never leaves the site
+    cached = selectors.study_stats_cached(study=study)
+    if cached is not None and cached.get("result") and cached["fingerprint"] == selectors.study_fingerprint(study=study):
+        payload = cached
+    elif ratings.empty:
+        payload = {"result": {"format": report.FORMAT, "kind": "study", "name": study.name, "ratings": 0,
+                              "note": "no ratings yet"}, "figures": []}
+    else:
+        payload = study_payload(report.analyse_study(ratings, raters, name=study.name, file=f"study {study.name}"))
+    result = payload["result"]
+    resources = write_table(folder, "ratings", schema.RATINGS, [ratings])
+    resources += write_table(folder, "raters", schema.RATERS, [raters])
+    resources += write_table(folder, "tiles", schema.TILES, [tiles])
+    resources += write_table(folder, "per_rater", schema.PER_RATER, [pd.DataFrame(result.get("per_rater") or [],
+                                                                                    columns=schema.names(schema.PER_RATER))])
+    resources += write_table(folder, "tile_summary", schema.STUDY_TILE_SUMMARY,
+                             [pd.DataFrame(result.get("tile_summary") or [], columns=schema.names(schema.STUDY_TILE_SUMMARY))])
+    resources += write_results(folder, result, payload["figures"], {
+        "results": "The study's statistics (format rnagan-stats/1): paired t and Wilcoxon tests with Holm p, the "
+                   "mixed model, per-rater means, accuracy, artifacts, agreement, test–retest, time, debrief."})
+    write_datapackage(folder, name=f"rnagan-study-{study.name}", title=f"RNA-GAN rating study {study.name}",
+                      description="Every rating of a blinded expert rating study (raters as codes), the raters' "
+                                  "profiles and debrief, the study's tiles, summaries and the statistics.",
+                      resources=resources)
+    return folder

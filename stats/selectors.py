@@ -14,7 +14,11 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Avg, Count, Max, Sum
 from pandas.api.types import union_categoricals
+
+from studies import selectors as study_selectors
+from studies.models import Rating, Study
 
 GAME_PAGE_KEY = "stats:game:page:v1"
 GAME_TABLES_KEY = "stats:game:tables:v1"
@@ -88,12 +92,61 @@ def game_exposures_frame() -> pd.DataFrame:
         return pd.DataFrame(cursor.fetchall(), columns=["tile", "source", "tissue", "exposures"])
 
 
+def _ratings_fingerprint(ratings) -> list:
+    seen = ratings.aggregate(n=Count("pk"), latest=Max("answered_at"), revisions=Sum("revisions"))
+    return [seen["n"], seen["latest"].isoformat() if seen["latest"] else None, seen["revisions"] or 0]
+
+
 def game_fingerprint() -> list:
-    """Changes whenever a round is answered: the refresh task recomputes only when it moved."""
+    """Changes whenever a round is answered (or an expert rating changes, for crowd against experts):
+    the refresh task recomputes only when it moved."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*), max(r.answered_at) {_ANSWERED}")
         count, latest = cursor.fetchone()
-    return [int(count), latest.isoformat() if latest else None]
+    return [int(count), latest.isoformat() if latest else None, *_ratings_fingerprint(Rating.objects.all())]
+
+
+def expert_tile_quality() -> pd.DataFrame:
+    """Mean expert quality per catalog tile (first presentations, every study), keyed like the game's tiles."""
+    rows = (Rating.objects.filter(item__is_repeat=False)
+            .values("item__study_tile__tile__public_id")
+            .annotate(mean_quality=Avg("quality"), ratings=Count("pk")))
+    return pd.DataFrame([{"tile": r["item__study_tile__tile__public_id"], "mean_quality": r["mean_quality"],
+                          "ratings": r["ratings"]} for r in rows], columns=["tile", "mean_quality", "ratings"])
+
+
+# ---------------------------------------------------------------------------------------------- studies
+
+def study_key(study: Study) -> str:
+    return f"stats:study:{study.pk}:page:v1"
+
+
+def study_fingerprint(*, study: Study) -> list:
+    """Moves with every new or changed rating and every debrief answer of the study."""
+    debriefs = study.raters.filter(debriefed_at__isnull=False).aggregate(n=Count("pk"), latest=Max("debriefed_at"))
+    return [*_ratings_fingerprint(Rating.objects.filter(item__rater__study=study)), debriefs["n"],
+            debriefs["latest"].isoformat() if debriefs["latest"] else None]
+
+
+def study_frames(*, study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(ratings, tiles, raters) as the studies app defines them."""
+    return (study_selectors.study_ratings_frame(study=study), study_selectors.study_tiles_frame(study=study),
+            study_selectors.study_raters_frame(study=study))
+
+
+def study_stats_cached(*, study: Study) -> dict | None:
+    return cache.get(study_key(study))
+
+
+def studies_listed() -> list[Study]:
+    return list(Study.objects.order_by("-created"))
+
+
+def study_stats_visible(*, study: Study, user) -> bool:
+    """Staff always; anyone once the study is closed and its statistics are published."""
+    if user.is_active and user.is_staff:
+        return True
+    return study.stats_published and study.status == Study.Status.CLOSED
 
 
 def game_stats_cached() -> dict | None:

@@ -9,4 +9,4 @@ from stats import services
 @rnagan_task(time_limit=600)
 def stats_refresh(*, force: bool = False) -> dict:
     """Recompute what changed since the cached results (debounced by the beat period); idempotent."""
-    return {"game": services.game_stats_refresh(force=force)}
+    return services.stats_refresh_all(force=force)

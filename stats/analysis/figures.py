@@ -66,7 +66,9 @@ def figure6(result: dict) -> Drawn | None:
     records = [t for t in result.get("tests", []) if t["test"] == "paired t, one-sided" and t["effect"] is not None]
     for y, record in enumerate(records):
         low, high = record["ci95"] or (record["effect"], record["effect"])
-        forest.errorbar(record["effect"], y, xerr=[[record["effect"] - low], [high - record["effect"]]],
+        # BCa intervals of lumpy samples can sit beside the mean; an error bar cannot point backwards.
+        forest.errorbar(record["effect"], y, xerr=[[max(0.0, record["effect"] - low)],
+                                                   [max(0.0, high - record["effect"])]],
                         fmt="o", color="black", capsize=3)
     forest.axvline(0, color="#888888", lw=0.8, ls="--")
     forest.set_yticks(range(len(records)), [f"{r['tissue']}: {r['comparison']}" for r in records])
@@ -100,7 +102,7 @@ def accuracy_and_artifacts(result: dict) -> Drawn | None:
                 low, high = row[f"{key}_wilson95"] or (row[f"{key}_pooled"],) * 2
                 value = row[f"{key}_pooled"]
                 ax.bar(i + (j - (len(sources) - 1) / 2) * width, value, width, color=SOURCE_COLOUR[source],
-                       yerr=[[value - low], [high - value]], capsize=2,
+                       yerr=[[max(0.0, value - low)], [max(0.0, high - value)]], capsize=2,
                        label=SOURCE_LABEL[source] if i == 0 else None)
         ax.set_xticks(range(len(tissues)), tissues)
         ax.set_ylim(0, 1.05)

@@ -80,7 +80,7 @@ RATINGS = (
     C("active_seconds", "number", "The part of `seconds` with the page visible; empty when unknown.",
       unit="s", minimum=0),
     C("answered_at", "datetime", "When the answer was stored (UTC)."),
-    C("revisions", "integer", "How often the rater changed the answer after first saving it.", minimum=0),
+    C("revisions", "integer", "Stored versions of the answer: 1 when never changed, 2 after one change.", minimum=0),
 )
 
 TILES = (
@@ -97,7 +97,6 @@ TILES = (
 
 RATERS = (
     C("rater", "string", "Pseudonymous rater code.", required=True),
-    C("label", "string", "A label the study's organiser gave the rater (no name)."),
     C("specialty", "string", "The rater's specialty as they reported it."),
     C("years_in_practice", "integer", "Years in practice as reported.", unit="years", minimum=0),
     C("assigned", "integer", "Items assigned to the rater.", minimum=0),

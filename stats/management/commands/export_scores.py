@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from stats import exports
+from studies.models import Study
 
 
 class Command(BaseCommand):
@@ -30,7 +31,10 @@ class Command(BaseCommand):
             if game:
                 exports.export_game(scratch)
             else:
-                raise CommandError("--study needs the rating-study app, which this installation does not have")
+                found = Study.objects.filter(name=study).first()
+                if found is None:
+                    raise CommandError(f"--study {study}: no such study")
+                exports.export_study(scratch, found)
             if out.exists():
                 out.rmdir()
             scratch.rename(out)

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 
-from stats import presenting
+from stats import presenting, selectors
 from stats.analysis import files, report, schema
+from studies.models import Study
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -56,7 +57,14 @@ class Command(BaseCommand):
         self.write_outputs(result, json_path=json, html_path=html)
 
     def study_result(self, name: str) -> dict:
-        raise CommandError("--study needs the rating-study app, which this installation does not have")
+        study = Study.objects.filter(name=name).first()
+        if study is None:
+            known = ", ".join(Study.objects.order_by("name").values_list("name", flat=True)) or "none yet"
+            raise CommandError(f"--study {name}: no such study (known: {known})")
+        ratings, _, raters = selectors.study_frames(study=study)
+        if ratings.empty:
+            raise CommandError(f"--study {name}: the study has no ratings yet")
+        return report.analyse_study(ratings, raters, name=study.name, file=f"study {study.name}")
 
     def write_outputs(self, result: dict, *, json_path: Path | None, html_path: Path | None) -> None:
         for warning in result["warnings"]:
