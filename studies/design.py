@@ -75,8 +75,9 @@ def rater_order(items: Sequence[Hashable], repeats: int, rng: random.Random) -> 
         )
     order: list[tuple[Hashable, bool]] = [(item, False) for item in rng.sample(list(items), len(items))]
     originals = rng.sample(range(len(items) - REPEAT_MIN_GAP + 1), repeats) if repeats else []
-    for original in originals:
-        item = order[original][0]
+    # The items are picked before any insertion: an inserted repeat shifts the later indices, and reading
+    # them afterwards could pick one item twice (a duplicate repeat the database then refuses).
+    for item in [order[original][0] for original in originals]:
         at = next(i for i, entry in enumerate(order) if entry == (item, False))
         order.insert(rng.randint(at + REPEAT_MIN_GAP, len(order)), (item, True))
     return order

@@ -99,3 +99,11 @@ def test_study_tiles_are_frozen_against_catalog_deletion(small_study):
     tile = small_study.tiles.first().tile
     with pytest.raises(ProtectedError):
         tile.delete()
+
+
+def test_no_item_is_repeated_twice_whatever_the_seed():
+    # Regression: repeats were once picked by index after earlier insertions had shifted the order.
+    for seed in range(300):
+        order = design.rater_order(list(range(40)), 10, random.Random(seed))
+        repeated = [item for item, is_repeat in order if is_repeat]
+        assert len(repeated) == len(set(repeated)) == 10
