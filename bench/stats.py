@@ -36,8 +36,16 @@ CACHES["default"]["KEY_PREFIX"] = "stats-bench-{nonce}"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 """
 
-TASK = """
-import json, resource, time, django
+PEAK = """
+def peak_mb():
+    # VmHWM is this process's own high-water mark; ru_maxrss would carry the parent's peak across exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+
+TASK = PEAK + """
+import json, time, django
 django.setup()
 from stats import services
 from studies.models import Study
@@ -47,17 +55,17 @@ for study in Study.objects.all():
     services.study_stats_refresh(study=study, force=True)
 study = time.perf_counter() - t1
 print(json.dumps({"game_s": game, "study_s": study, "total_s": game + study,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_mb()}))
 """
 
-EXPORT = """
-import io, json, resource, time, django
+EXPORT = PEAK.replace("{", "{{").replace("}", "}}") + """
+import io, json, time, django
 django.setup()
 from django.core.management import call_command
 t0 = time.perf_counter()
 call_command("export_scores", *{what!r}, "--out", {out!r}, stdout=io.StringIO())
 print(json.dumps({{"wall_s": round(time.perf_counter() - t0, 1),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}}))
+                  "peak_rss_mb": round(peak_mb())}}))
 """
 
 PAGE = """
@@ -180,7 +188,7 @@ def fill(args) -> dict:
         "answered_at": now.isoformat(), "revisions": 1})
     with connection.cursor() as cursor, cursor.cursor.copy(
             "COPY studies_rating (item_id, tissue_answer, quality, artifacts, comment, seconds, active_seconds, "
-            "answered_at, revisions) FROM STDIN WITH (FORMAT csv)") as copy:
+            "answered_at, revisions) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (comment))") as copy:
         copy.write(ratings.to_csv(index=False, header=False))
     from django.db.models import F
     Rater.objects.filter(study=study).update(next_position=F("n_items") + 1, finished_at=now)

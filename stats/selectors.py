@@ -17,22 +17,30 @@ from django.db import connection
 from django.db.models import Avg, Count, Max, Sum
 from pandas.api.types import union_categoricals
 
+from quiz.models import Game
 from studies import selectors as study_selectors
 from studies.models import Rating, Study
 
 GAME_PAGE_KEY = "stats:game:page:v1"
 GAME_TABLES_KEY = "stats:game:tables:v1"
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 50_000
 ANSWER_COLUMNS = ["player", "game", "tile", "source", "tissue", "answer", "confidence", "correct", "position",
                   "answered_at"]
 CATEGORICAL = ["player", "game", "tile", "source", "tissue", "answer", "confidence"]
 
-# Audit games (when the quiz has them) test the blinding and must never count as the crowd's answers.
-_ANSWERED = """
+
+
+def _not_audit() -> str:
+    """Audit games (played by audit_blinding, issue #11) test the blinding: never the crowd's answers."""
+    has_audit = any(field.name == "audit" for field in Game._meta.get_fields())
+    return "AND NOT g.audit" if has_audit else ""
+
+
+_ANSWERED = f"""
     FROM quiz_gameround r
     JOIN quiz_game g ON g.id = r.game_id
     JOIN generation_tile t ON t.id = r.tile_id
-    WHERE r.answered_at IS NOT NULL
+    WHERE r.answered_at IS NOT NULL {_not_audit()}
 """
 
 
@@ -85,8 +93,9 @@ def game_answers_frame(*, salt: str | None = None) -> pd.DataFrame:
 
 def game_exposures_frame() -> pd.DataFrame:
     """Rounds dealt per tile, answered or not."""
-    sql = """SELECT t.public_id, t.source, t.tissue, count(*) FROM quiz_gameround r
-             JOIN generation_tile t ON t.id = r.tile_id GROUP BY t.public_id, t.source, t.tissue"""
+    sql = f"""SELECT t.public_id, t.source, t.tissue, count(*) FROM quiz_gameround r
+              JOIN quiz_game g ON g.id = r.game_id JOIN generation_tile t ON t.id = r.tile_id
+              WHERE TRUE {_not_audit()} GROUP BY t.public_id, t.source, t.tissue"""
     with connection.cursor() as cursor:
         cursor.execute(sql)
         return pd.DataFrame(cursor.fetchall(), columns=["tile", "source", "tissue", "exposures"])

@@ -104,3 +104,14 @@ def test_export_scores_writes_the_same_files(tmp_path, full_catalog):
     assert {"answers.csv", "answers.parquet", "results.json", "datapackage.json"} <= written
     assert json.loads((tmp_path / "game" / "results.json").read_text())["answers"] == 20
     assert pd.read_parquet(tmp_path / "game" / "answers.parquet")["correct"].dtype == bool
+
+
+def test_audit_games_never_count(full_catalog):
+    games = played_games(2)
+    audit_field = any(field.name == "audit" for field in type(games[0])._meta.get_fields())
+    if audit_field:  # the quiz marks the games audit_blinding plays (issue #11)
+        type(games[0]).objects.filter(pk=games[0].pk).update(audit=True)
+    services.game_stats_refresh()
+    result = selectors.game_stats_cached()["result"]
+    assert result["games"] == (1 if audit_field else 2)
+    assert selectors.game_exposures_frame()["exposures"].sum() == result["answers"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from stats.analysis import ratings, report, simulate
@@ -33,3 +34,25 @@ def test_the_mixed_model_finds_no_effect_where_there_is_none():
     mixed = [r for r in report.analyse_study(frame)["tests"] if r["test"] == ratings.MIXED]
     assert all(abs(r["effect"]) < 0.3 for r in mixed)
     assert min(r["p_holm"] for r in mixed) > 0.05
+
+
+def test_the_profiled_reml_fit_agrees_with_statsmodels_mixedlm():
+    from statsmodels.formula.api import mixedlm
+
+    from stats.analysis import mixed
+
+    frame = simulate.study_ratings(raters=15, tiles_per_cell=6, tissues=("lung",), seed=21)
+    ours = mixed.fit(frame)
+    data = frame.astype({"quality": float}).assign(everyone=1)
+    oracle = mixedlm("quality ~ C(source, Treatment(reference='gan'))", data, groups="everyone", re_formula="0",
+                     vc_formula={"rater": "0 + C(rater)", "tile": "0 + C(tile)"}).fit(reml=True)
+    for source in ("real", "rnagan"):
+        term = f"C(source, Treatment(reference='gan'))[T.{source}]"
+        assert ours.params[ours.names.index(source)] == pytest.approx(oracle.fe_params[term], abs=1e-4)
+        assert np.sqrt(ours.cov[ours.names.index(source)][ours.names.index(source)]) == pytest.approx(
+            oracle.bse_fe[term], rel=1e-3)
+    assert ours.params[0] == pytest.approx(oracle.fe_params["Intercept"], abs=1e-4)
+    vc = dict(zip(oracle.model.exog_vc.names, oracle.vcomp, strict=True))
+    assert ours.rater_variance == pytest.approx(vc["rater"], rel=1e-3)
+    assert ours.tile_variance == pytest.approx(vc["tile"], rel=1e-3, abs=1e-5)
+    assert ours.residual_variance == pytest.approx(oracle.scale, rel=1e-4)

@@ -65,8 +65,16 @@ def test_wilcoxon_and_t_on_half_point_means_match_the_hand_values():
     d = [0.5, 1, -1.5, 2, 2.5, 3]
     walsh = sorted((d[i] + d[j]) / 2 for i in range(6) for j in range(i, 6))
     assert w["effect"] == pytest.approx(walsh[10])
+    # Its interval: P(T+ ≤ 0) = 1/64 ≤ 0.025 < P(T+ ≤ 1) = 2/64, so k = 1: the smallest and largest Walsh
+    # averages, i.e. the smallest and largest differences (a 1 − 2/64 = 96.9 % interval).
+    assert w["ci95"] == [-1.5, 3.0]
     t = record(result, ratings.PAIRED_T)
     assert t["statistic"] == pytest.approx(1.25 / math.sqrt(2.675 / 6), rel=1e-12)
+
+
+def test_the_signed_rank_null_distribution_counts_subsets():
+    # n = 3: subset sums of {1, 2, 3} are 0,1,2,3,3,4,5,6 → P(T+ ≤ s) = 1,2,3,5,6,7,8 (/8)
+    assert ratings.signed_rank_null_cdf(3).tolist() == pytest.approx([1 / 8, 2 / 8, 3 / 8, 5 / 8, 6 / 8, 7 / 8, 1])
 
 
 def test_holm_matches_a_worked_example():

@@ -90,6 +90,8 @@ class Command(BaseCommand):
             if processes[-1].poll() is not None:
                 raise CommandError("the web server exited at start; see the messages above")
             self.stdout.write(self.style.SUCCESS(f"RNA-GAN demo running at http://{host}:{port}/"))
+            log(f"Statistics for staff at http://{host}:{port}/stats/ (a login: python manage.py createsuperuser); "
+                "the worker refreshes them every 2 minutes.")
             log(f"Celery worker log: {log_dir / 'worker.log'}. Press Ctrl-C to stop.")
             while all(p.poll() is None for p in processes):
                 time.sleep(0.5)
