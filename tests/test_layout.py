@@ -9,8 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "training": {"django", "celery", "quiz", "studies", "generation", "config"},
-    "generation": {"quiz", "studies"},
+    "training": {"django", "celery", "quiz", "studies", "stats", "generation", "config"},
+    "generation": {"quiz", "studies", "stats"},
     # The rating study is its own audience: it builds on the catalog, never on the game's internals.
     "quiz": {"studies", "stats"},
     "studies": {"quiz", "stats"},
