@@ -36,7 +36,8 @@ def _svg(figure: Figure) -> str:
 
 
 def _sources(present) -> list[str]:
-    return [s for s in SOURCE_ORDER if s in set(present)]
+    present = set(present)  # once: `present` may be a generator
+    return [s for s in SOURCE_ORDER if s in present]
 
 
 def figure6(result: dict) -> Drawn | None:
