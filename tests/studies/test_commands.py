@@ -47,10 +47,22 @@ def test_best_of_is_parsed_and_waits_for_curation(study_catalog):
 ])
 def test_bad_options_are_refused_by_name(study_catalog, args, message):
     base = {"--name": "x", "--tissues": "Lung", "--per-cell": "2"}
-    for flag, value in zip(args[::2], args[1::2], strict=False):
-        base.pop(flag, None)
+    base.pop(args[0], None)
     argv = [a for k, v in base.items() for a in (k, v)] + args
     with pytest.raises(CommandError, match=message):
         _run("study_create", *argv)
     with pytest.raises(CommandError, match="no such study"):
         _run("study_invite", "--study", "missing", "--n", "1")
+
+
+def test_the_demo_study_prints_three_links_and_a_staff_login_that_works(catalog, client):
+    catalog.fill(("Lung", "Brain - Cortex"), real=3, gan=3, rnagan=3)
+    out = _run("study_demo")
+    tokens = re.findall(r"rater R0\d: http://127\.0\.0\.1:8000/s/([0-9a-f]{48})/", out)
+    password = re.search(r"user 'staff', password '([^']+)'", out).group(1)
+    assert len(tokens) == 3 and "18 tiles, 20 items a rater" in out
+    assert client.login(username="staff", password=password)
+    assert client.get("/studies/demo-study/").status_code == 200
+    again = _run("study_demo")
+    assert re.findall(r"/s/([0-9a-f]{48})/", again) == tokens  # the same links, a fresh password
+    assert Study.objects.count() == 1

@@ -77,6 +77,8 @@ class Command(BaseCommand):
             if jobs:
                 demo.wait_for_jobs(jobs, timeout=600, log=log)
             log(f"catalog ready ({time.monotonic() - started:.0f} s)")
+            # By name, not import: the game and the rating study stay apart.
+            call_command("study_demo", base_url=f"http://{host}:{port}", stdout=self.stdout)
             if prepare_only:
                 return
             processes.append(subprocess.Popen(
