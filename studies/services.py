@@ -277,12 +277,13 @@ def item_serve(*, rater: Rater, position: int) -> Item:
     if not 1 <= position <= min(rater.next_position, rater.n_items):
         raise NotFound("no such item")
     item = Item.objects.select_related("rating").get(rater=rater, position=position)
-    now = timezone.now()
     if item.first_served_at is None:
-        # Conditional: two tabs opening the item at once keep the earlier time.
-        Item.objects.filter(pk=item.pk, first_served_at__isnull=True).update(first_served_at=now)
-        item.first_served_at = Item.objects.values_list("first_served_at", flat=True).get(pk=item.pk)
-    Rater.objects.filter(pk=rater.pk).update(last_active=now)
+        now = timezone.now()
+        # Conditional: of two tabs opening the item at once, the earlier time stays.
+        if Item.objects.filter(pk=item.pk, first_served_at__isnull=True).update(first_served_at=now):
+            item.first_served_at = now
+        else:
+            item.first_served_at = Item.objects.values_list("first_served_at", flat=True).get(pk=item.pk)
     return item
 
 

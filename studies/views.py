@@ -91,13 +91,13 @@ def _welcome_page(request, rater, *, error="", values=None, status=200) -> HttpR
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def item(request: HttpRequest, token: str, position: int) -> HttpResponse:
+    if request.method == "POST":
+        return _answer(request, token, position)
     rater = _rater_or_404(token)
     if not rater.study.is_open:
         return _closed(request, rater)
     if rater.finished_at is not None:
         return redirect("studies:debrief", token=token)
-    if request.method == "POST":
-        return _answer(request, rater, position)
     if position > rater.next_position and 1 <= position <= rater.n_items:
         return redirect("studies:item", token=token, position=rater.next_position)
     try:
@@ -125,28 +125,30 @@ def _item_page(request, rater, shown, *, values, errors=None, status=200) -> Htt
     return _no_store(render(request, "studies/item.html", context, status=status))
 
 
-def _answer(request: HttpRequest, rater: Rater, position: int) -> HttpResponse:
+def _answer(request: HttpRequest, token: str, position: int) -> HttpResponse:
+    # Straight to the service, which finds and locks the rater itself: the busiest path reads the rater once.
     post = request.POST
     try:
         active = float(post.get("active_seconds", ""))
     except ValueError:
         active = None
     try:
-        saved = services.rating_submit(token=rater.token, position=position, tissue=post.get("tissue", ""),
+        saved = services.rating_submit(token=token, position=position, tissue=post.get("tissue", ""),
                                        quality=post.get("quality"), artifacts=post.get("artifacts", ""),
                                        comment=post.get("comment", ""), active_seconds=active)
     except services.AnswerInvalid as invalid:
+        rater = _rater_or_404(token)
         shown = services.item_serve(rater=rater, position=position)
         return _item_page(request, rater, shown, values=post, errors=invalid.errors, status=400)
     except services.NotFound as refused:
         raise Http404("No such item.") from refused
     except services.Locked:
-        rater.refresh_from_db()
+        rater = _rater_or_404(token)
         return _closed(request, rater) if not rater.study.is_open else _resume(rater)
     following = saved.position + 1
     if following <= min(saved.next_position, saved.n_items):
-        return redirect("studies:item", token=rater.token, position=following)
-    return redirect("studies:finish", token=rater.token)
+        return redirect("studies:item", token=token, position=following)
+    return redirect("studies:finish", token=token)
 
 
 def _serve_item_tile(*, path: Path, request: HttpRequest, etag_key: str) -> HttpResponse:

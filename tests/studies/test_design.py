@@ -53,13 +53,14 @@ def test_repeats_come_at_least_ten_items_after_the_first_showing(small_study):
 def test_rater_order_gaps_hold_for_many_seeds_and_sizes():
     for seed in range(300):
         rng = random.Random(seed)
-        n = rng.randint(REPEAT_MIN_GAP, 40)
+        n = rng.randint(REPEAT_MIN_GAP, 130)
         repeats = rng.randint(0, design.repeats_possible(n))
         order = design.rater_order(list(range(n)), repeats, random.Random(seed))
         assert len(order) == n + repeats
         first = {item: i for i, (item, again) in enumerate(order) if not again}
         assert sorted(first) == list(range(n))
         gaps = [i - first[item] for i, (item, again) in enumerate(order) if again]
+        assert len({item for item, again in order if again}) == repeats  # distinct tiles repeated
         assert len(gaps) == repeats and all(g >= REPEAT_MIN_GAP for g in gaps)
 
 
