@@ -32,6 +32,15 @@ def rater_by_token(*, token: str) -> Rater | None:
     return Rater.objects.select_related("study").filter(token=token, revoked_at__isnull=True).first()
 
 
+def rater_item(*, token: str, position: int) -> Item | None:
+    """A live rater's item at `position` with its rater, study and rating, in one query; None when the
+    token or position is unknown (whether the rater may see it yet is the caller's check)."""
+    if not token or len(token) != 48:
+        return None
+    return (Item.objects.select_related("rater__study", "rating")
+            .filter(rater__token=token, rater__revoked_at__isnull=True, position=position).first())
+
+
 def item_tile_path(*, token: str, key: str) -> Path | None:
     """The stored file of an item's tile, if this token may fetch it now: the current or an answered item of
     a live rater in an open study. One query, the same for every source."""

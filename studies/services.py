@@ -272,11 +272,8 @@ def _locked_rater(token: str) -> Rater:
     return rater
 
 
-def item_serve(*, rater: Rater, position: int) -> Item:
-    """The rater's item at `position` (the current one or an earlier one), its first showing recorded."""
-    if not 1 <= position <= min(rater.next_position, rater.n_items):
-        raise NotFound("no such item")
-    item = Item.objects.select_related("rating").get(rater=rater, position=position)
+def item_mark_served(*, item: Item) -> Item:
+    """Record an item's first showing (the start of its server-side time), once."""
     if item.first_served_at is None:
         now = timezone.now()
         # Conditional: of two tabs opening the item at once, the earlier time stays.

@@ -93,17 +93,17 @@ def _welcome_page(request, rater, *, error="", values=None, status=200) -> HttpR
 def item(request: HttpRequest, token: str, position: int) -> HttpResponse:
     if request.method == "POST":
         return _answer(request, token, position)
-    rater = _rater_or_404(token)
+    shown = selectors.rater_item(token=token, position=position)  # the page's one query
+    rater = shown.rater if shown is not None else _rater_or_404(token)
     if not rater.study.is_open:
         return _closed(request, rater)
     if rater.finished_at is not None:
         return redirect("studies:debrief", token=token)
-    if position > rater.next_position and 1 <= position <= rater.n_items:
+    if shown is None:
+        raise Http404("No such item.")
+    if position > rater.next_position:
         return redirect("studies:item", token=token, position=rater.next_position)
-    try:
-        shown = services.item_serve(rater=rater, position=position)
-    except services.NotFound as missing:
-        raise Http404("No such item.") from missing
+    services.item_mark_served(item=shown)
     rating = getattr(shown, "rating", None)
     values = {}
     if rating is not None:
@@ -137,9 +137,10 @@ def _answer(request: HttpRequest, token: str, position: int) -> HttpResponse:
                                        quality=post.get("quality"), artifacts=post.get("artifacts", ""),
                                        comment=post.get("comment", ""), active_seconds=active)
     except services.AnswerInvalid as invalid:
-        rater = _rater_or_404(token)
-        shown = services.item_serve(rater=rater, position=position)
-        return _item_page(request, rater, shown, values=post, errors=invalid.errors, status=400)
+        shown = selectors.rater_item(token=token, position=position)
+        if shown is None:
+            raise Http404("No such item.") from invalid
+        return _item_page(request, shown.rater, shown, values=post, errors=invalid.errors, status=400)
     except services.NotFound as refused:
         raise Http404("No such item.") from refused
     except services.Locked:

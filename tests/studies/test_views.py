@@ -188,3 +188,41 @@ def test_staff_pages_need_a_staff_login(client, rater, small_study, django_user_
     client.post(reverse("studies:study_status", kwargs={"name": small_study.name}), {"status": "closed"})
     small_study.refresh_from_db()
     assert small_study.status == "closed"
+
+
+def test_curation_page_records_the_staff_members_picks(client, study_catalog, django_user_model):
+    study = services.study_create(name="best", tissues=TISSUES, per_cell=1, selection="best-of", candidates=2)
+    url = reverse("studies:curate", kwargs={"name": "best"})
+    candidate = study.tiles.first()
+    image = reverse("studies:candidate_tile", kwargs={"name": "best", "code": candidate.code})
+    assert client.get(url).status_code == 302 and client.get(image).status_code == 302  # staff only
+    curator = django_user_model.objects.create_user("curator", is_staff=True)
+    client.force_login(curator)
+    page = client.get(url)
+    assert page.status_code == 200 and page.content.count(b'name="pick"') == 12
+    assert client.get(image)["Content-Type"] == "image/jpeg"
+    refused = client.post(url, {"pick": [candidate.code]})
+    assert refused.status_code == 400 and b"pick exactly 1 a cell" in refused.content
+    picks = [study.tiles.filter(source=s, tissue=t).first().code for s in study.sources for t in TISSUES]
+    assert client.post(url, {"pick": picks}).status_code == 302
+    study.refresh_from_db()
+    assert study.curated_by == curator
+    assert set(study.tiles.filter(included=True).values_list("code", flat=True)) == set(picks)
+
+
+def test_a_study_is_created_from_the_admin_with_the_same_rules(client, study_catalog, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("admin", password="x"))
+    url = reverse("admin:studies_study_add")
+    form = {"name": "from-admin", "tissues": "Lung, Brain - Cortex", "sources": ["real", "gan", "rnagan"],
+            "per_cell": "2", "selection": "random", "anchors": "0", "min_raters": "1", "repeats": "0",
+            "cover_text": "Please rate.", "debrief": "on"}
+    assert client.get(url).status_code == 200
+    refused = client.post(url, {**form, "per_cell": "50"})
+    assert refused.status_code == 200 and b"the catalog has 8 active tiles, 50 needed" in refused.content
+    assert client.post(url, form).status_code == 302
+    from studies.models import Study
+
+    study = Study.objects.get(name="from-admin")
+    assert study.tissues == list(TISSUES) and study.tiles.count() == 12 and study.cover_text == "Please rate."
+    assert study.created_by.username == "admin"
+    assert client.get(reverse("admin:studies_study_change", args=[study.pk])).status_code == 200
