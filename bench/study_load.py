@@ -174,7 +174,11 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     try:
         quiz_load.wait_for_server(args.port, server)
-        elapsed = run_raters(port=args.port, raters=raters, fetch_tiles=args.tiles, tally=tally)
+        workers = quiz_load.worker_pids(server.pid)
+        server_cpu = quiz_load.cpu_seconds(workers)
+        with quiz_load.BackendCpu(args.db) as database:
+            elapsed = run_raters(port=args.port, raters=raters, fetch_tiles=args.tiles, tally=tally)
+        server_cpu = quiz_load.cpu_seconds(workers) - server_cpu
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -187,6 +191,10 @@ def main() -> int:
               f"p99 {1000 * quiz_load.percentile(tally.save_latencies, 0.99):.1f} ms")
     print(f"stored = acknowledged: {stored} stored, {len(tally.acknowledged)} acknowledged, {lost} lost, "
           f"{phantom} unacknowledged; errors: {len(tally.errors)} {tally.errors[:3]}")
+    if saves:
+        print(f"server CPU a save (its item page and POST): gunicorn {1000 * server_cpu / saves:.2f} ms + "
+              f"PostgreSQL {1000 * database.seconds / saves:.2f} ms; on 2 otherwise idle cores that allows at most "
+              f"{2 * saves / (server_cpu + database.seconds):.0f} saves/s")
     print(f"load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} (2 cores)")
     connections.close_all()
     if not args.keep:

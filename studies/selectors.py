@@ -15,6 +15,7 @@ import pandas as pd
 from django.core.files.storage import default_storage
 from django.db.models import Count, F, Q
 
+from studies import queries
 from studies.models import Item, Rater, Rating, RatingRevision, Study, StudyTile
 
 RATINGS_COLUMNS = ["rater", "tile", "source", "tissue", "tissue_answer", "quality", "artifacts", "position",
@@ -32,13 +33,12 @@ def rater_by_token(*, token: str) -> Rater | None:
     return Rater.objects.select_related("study").filter(token=token, revoked_at__isnull=True).first()
 
 
-def rater_item(*, token: str, position: int) -> Item | None:
-    """A live rater's item at `position` with its rater, study and rating, in one query; None when the
-    token or position is unknown (whether the rater may see it yet is the caller's check)."""
+def item_page(*, token: str, position: int) -> tuple[queries.RaterRow, queries.ItemRow] | None:
+    """A live rater and their item at `position` with its rating, in one statement; None when the token or
+    position is unknown (whether the rater may see the item yet is the caller's check)."""
     if not token or len(token) != 48:
         return None
-    return (Item.objects.select_related("rater__study", "rating")
-            .filter(rater__token=token, rater__revoked_at__isnull=True, position=position).first())
+    return queries.item_page(token=token, position=position)
 
 
 def item_tile_path(*, token: str, key: str) -> Path | None:

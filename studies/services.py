@@ -19,17 +19,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from generation.models import Tile
-from studies import design
-from studies.models import (
-    COMMENT_MAX_LENGTH,
-    QUALITY_RANGE,
-    Item,
-    Rater,
-    Rating,
-    RatingRevision,
-    Study,
-    StudyTile,
-)
+from studies import design, queries
+from studies.models import COMMENT_MAX_LENGTH, QUALITY_RANGE, Item, Rater, Study, StudyTile
 
 STUDY_SOURCES = ("real", "gan", "rnagan")
 MAX_ACTIVE_SECONDS = 24 * 3600.0
@@ -262,25 +253,20 @@ def rater_profile_save(*, rater: Rater, specialty: str, years_in_practice: int |
 
 # ------------------------------------------------------------------------------------------- rating
 
-def _locked_rater(token: str) -> Rater:
-    rater = (Rater.objects.select_for_update(of=("self",)).select_related("study")
-             .filter(token=token, revoked_at__isnull=True).first())
+def _locked_rater(token: str) -> queries.RaterRow:
+    rater = queries.rater_lock(token=token)
     if rater is None:
         raise NotFound("no such rater")
-    if not rater.study.is_open or rater.finished_at is not None:
+    if not rater.study_open or rater.finished_at is not None:
         raise Locked("this study's answers are final")
     return rater
 
 
-def item_mark_served(*, item: Item) -> Item:
+def item_mark_served(*, item: queries.ItemRow) -> queries.ItemRow:
     """Record an item's first showing (the start of its server-side time), once."""
     if item.first_served_at is None:
-        now = timezone.now()
-        # Conditional: of two tabs opening the item at once, the earlier time stays.
-        if Item.objects.filter(pk=item.pk, first_served_at__isnull=True).update(first_served_at=now):
-            item.first_served_at = now
-        else:
-            item.first_served_at = Item.objects.values_list("first_served_at", flat=True).get(pk=item.pk)
+        # COALESCE in one UPDATE: of two tabs opening the item at once, the earlier stamp stays.
+        item.first_served_at = queries.item_mark_served(item_id=item.id, at=timezone.now())
     return item
 
 
@@ -292,10 +278,11 @@ class Saved:
     changed: bool  # False for a repeated identical submission (a double click): nothing new stored
 
 
-def validate_answer(*, study: Study, tissue: str, quality: object, artifacts: object, comment: str) -> dict:
-    """The checked answer, or StudyError naming the field; shared by the form and the service."""
+def validate_answer(*, tissues: Sequence[str], tissue: str, quality: object, artifacts: object,
+                    comment: str) -> dict:
+    """The checked answer, or AnswerInvalid naming each bad field."""
     errors = {}
-    if tissue not in study.tissues:
+    if tissue not in tissues:
         errors["tissue"] = "Choose one of the tissues offered."
     try:
         quality = int(quality)
@@ -315,40 +302,41 @@ def validate_answer(*, study: Study, tissue: str, quality: object, artifacts: ob
 
 def rating_submit(*, token: str, position: int, tissue: str, quality: object, artifacts: object,
                   comment: str = "", active_seconds: float | None = None) -> Saved:
-    """Store a rater's answer to their current or an earlier item; a changed answer adds a revision."""
+    """Store a rater's answer to their current or an earlier item; a changed answer adds a revision.
+
+    Five statements in one transaction: lock the rater, read the item and its rating, write the rating,
+    its revision, and the rater's progress (see studies/queries.py for why they are written by hand).
+    """
     if active_seconds is not None and not (0 <= active_seconds <= MAX_ACTIVE_SECONDS and math.isfinite(active_seconds)):
         active_seconds = None
     with transaction.atomic():
         rater = _locked_rater(token)
-        answer = validate_answer(study=rater.study, tissue=tissue, quality=quality, artifacts=artifacts,
+        answer = validate_answer(tissues=rater.tissues, tissue=tissue, quality=quality, artifacts=artifacts,
                                  comment=comment)
-        if not 1 <= position <= min(rater.next_position, rater.n_items):
+        item = None
+        if 1 <= position <= min(rater.next_position, rater.n_items):
+            item = queries.rater_item(rater_id=rater.id, position=position)
+        if item is None:
             raise NotFound("that item is not yours to answer yet")
-        item = Item.objects.select_related("rating").get(rater=rater, position=position)
         now = timezone.now()
-        served = item.first_served_at or now
-        seconds = (now - served).total_seconds()
-        rating = getattr(item, "rating", None)
-        changed = True
+        seconds = (now - (item.first_served_at or now)).total_seconds()
+        rating = item.rating
         if rating is None:
-            rating = Rating.objects.create(item=item, seconds=seconds, active_seconds=active_seconds,
-                                           answered_at=now, revisions=1, **answer)
-            if item.first_served_at is None:
-                Item.objects.filter(pk=item.pk).update(first_served_at=now)
+            rating_id, number = queries.rating_insert(item_id=item.id, answer=answer, seconds=seconds,
+                                                      active_seconds=active_seconds, at=now), 1
         elif all(getattr(rating, k) == v for k, v in answer.items()):
-            changed = False
+            rating_id, number = rating.id, None  # the same answer again: a double submit stores nothing
         else:
-            for k, v in answer.items():
-                setattr(rating, k, v)
-            rating.revisions += 1
-            rating.answered_at = now
-            rating.save(update_fields=[*answer, "revisions", "answered_at"])
-        if changed:
-            RatingRevision.objects.create(rating=rating, number=rating.revisions, seconds=seconds,
-                                          active_seconds=active_seconds, created=now, **answer)
+            rating_id, number = rating.id, queries.rating_revise(rating_id=rating.id, answer=answer, at=now)
+        if number is not None:
+            queries.revision_insert(rating_id=rating_id, number=number, answer=answer, seconds=seconds,
+                                    active_seconds=active_seconds, at=now)
         next_position = rater.next_position + (1 if position == rater.next_position else 0)
-        Rater.objects.filter(pk=rater.pk).update(next_position=next_position, last_active=now)
-    return Saved(position=position, next_position=next_position, n_items=rater.n_items, changed=changed)
+        if item.first_served_at is None:  # answered without its page ever served: its time starts now
+            queries.item_mark_served(item_id=item.id, at=now)
+        queries.rater_advance(rater_id=rater.id, next_position=next_position, at=now)
+    return Saved(position=position, next_position=next_position, n_items=rater.n_items,
+                 changed=number is not None)
 
 
 def rater_finish(*, token: str) -> None:
@@ -357,7 +345,7 @@ def rater_finish(*, token: str) -> None:
         rater = _locked_rater(token)
         if not rater.all_answered:
             raise StudyError(f"{rater.n_items - rater.next_position + 1} items are still unanswered")
-        Rater.objects.filter(pk=rater.pk).update(finished_at=timezone.now(), last_active=timezone.now())
+        Rater.objects.filter(pk=rater.id).update(finished_at=timezone.now(), last_active=timezone.now())
 
 
 def rater_debrief_save(*, rater: Rater, suspected: str, giveaway: str) -> None:
