@@ -6,6 +6,7 @@ alt text, an opaque per-item image URL), and an unknown, revoked or foreign toke
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from django.conf import settings
@@ -171,8 +172,6 @@ def _serve_item_tile(*, path: Path, request: HttpRequest, etag_key: str) -> Http
     """One item's tile, sent the same way whatever its source: one code path, fixed headers, and an ETag
     from the item's opaque key (never from the file). Moves onto generation.serving's blinded response
     (which also pads every file to one length) when that lands on main."""
-    import hashlib
-
     etag = '"' + hashlib.blake2b(etag_key.encode(), key=settings.SECRET_KEY.encode()[:64],
                                  digest_size=16).hexdigest() + '"'
     if request.headers.get("If-None-Match") == etag:
