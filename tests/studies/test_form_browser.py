@@ -92,3 +92,28 @@ def test_a_rater_completes_the_study_by_keyboard_resumes_and_revises(browser, li
     assert rater.finished_at is not None and rater.suspected_synthetic == "unsure"
     assert (rater.specialty, rater.years_in_practice) == ("neuropathology", 9)
     assert re.fullmatch(r"[0-9a-f]{48}", rater.token)
+
+
+def test_without_javascript_on_a_tablet_the_form_saves_and_the_2x_view_works(browser, live_server, small_study):
+    (rater,) = services.study_invite(study=small_study, n=1)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 768, "height": 1024},
+                                  has_touch=True)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/s/{rater.token}/")
+    page.tap("text=Start")
+    expect(page.locator("[data-position]")).to_have_text("Item 1 of 20")
+    width = "document.querySelector('img[data-tile]').getBoundingClientRect().width"
+    assert page.evaluate(width) == 32
+    page.tap("text=2× view")  # a CSS-only toggle
+    assert page.evaluate(width) == 64
+    page.tap("text=Brain - Cortex")
+    page.tap("text=very good")
+    page.tap("label:has-text('Yes')")
+    page.tap("text=Save and go on")
+    expect(page.locator("[data-position]")).to_have_text("Item 2 of 20")
+    page.tap("text=Save and go on")  # nothing chosen: three errors, nothing stored
+    expect(page.locator("[role=alert]")).to_have_count(3)
+    context.close()
+    rating = Rating.objects.get(item__rater=rater)
+    assert (rating.item.position, rating.tissue_answer, rating.quality, rating.artifacts) == (1, "Brain - Cortex", 5, True)
+    assert rating.active_seconds is None
