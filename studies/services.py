@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Max
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from generation.models import Tile
@@ -24,6 +24,8 @@ from studies.models import COMMENT_MAX_LENGTH, QUALITY_RANGE, Item, Rater, Study
 
 STUDY_SOURCES = ("real", "gan", "rnagan")
 MAX_ACTIVE_SECONDS = 24 * 3600.0
+MAX_INVITES = 1000
+LABEL_MAX_LENGTH = 100
 
 
 class StudyError(ValueError):
@@ -89,13 +91,15 @@ def study_create(*, name: str, tissues: Sequence[str], sources: Sequence[str] = 
 
     study = Study(name=name, tissues=tissues, sources=sources, per_cell=per_cell, selection=selection,
                   candidates=candidates, anchors=anchors, block_size=block_size, min_raters=min_raters,
-                  repeats=repeats, seed=seed if seed is not None else secrets.randbits(40), debrief=debrief, created_by=created_by)
+                  repeats=repeats, seed=seed if seed is not None else secrets.randbits(40), debrief=debrief,
+                  created_by=created_by)
     if cover_text is not None:
         study.cover_text = cover_text
     try:
         study.full_clean()
-    except Exception as error:  # ValidationError: name it, never a traceback
-        raise StudyError(f"study: {error}") from error
+    except ValidationError as error:
+        fields = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+        raise StudyError(f"study: {fields}") from error
 
     rng = design.rng_for(study.seed, "draw")
     wanted = per_cell if selection == Study.Selection.RANDOM else candidates
@@ -113,7 +117,11 @@ def study_create(*, name: str, tissues: Sequence[str], sources: Sequence[str] = 
     study.tile_height = max(t.height for t in drawn)
 
     with transaction.atomic():
-        study.save()
+        try:
+            with transaction.atomic():
+                study.save()
+        except IntegrityError as error:  # the same name created a moment ago elsewhere
+            raise StudyError(f"a study named {name!r} exists already") from error
         StudyTile.objects.bulk_create([
             StudyTile(
                 study=study, code=f"t{i:04d}", tile=tile, source=tile.source, tissue=tile.tissue,
@@ -194,18 +202,17 @@ def study_set_status(*, study: Study, status: str) -> Study:
     return study
 
 
-def study_blocks(study: Study) -> int:
-    return (study.tiles.filter(included=True, block__isnull=False).aggregate(n=Max("block"))["n"] or 0) + 1
-
-
 # ------------------------------------------------------------------------------------------- raters
 
 def study_invite(*, study: Study, n: int, labels: Sequence[str] = ()) -> list[Rater]:
     """Create n raters with their own items (anchors + their block, shuffled, with hidden repeats)."""
-    if n < 1:
-        raise StudyError("--n must be at least 1")
+    if not 1 <= n <= MAX_INVITES:
+        raise StudyError(f"--n: 1 to {MAX_INVITES} raters at a time")
     if len(labels) > n:
         raise StudyError(f"{len(labels)} labels for {n} raters")
+    long = [label for label in labels if len(label) > LABEL_MAX_LENGTH]
+    if long:
+        raise StudyError(f"--label {long[0][:20]!r}…: at most {LABEL_MAX_LENGTH} characters")
     with transaction.atomic():
         # The lock serialises invitations, so rater indices (and so blocks) rotate without gaps.
         study = Study.objects.select_for_update().get(pk=study.pk)

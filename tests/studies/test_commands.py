@@ -66,3 +66,14 @@ def test_the_demo_study_prints_three_links_and_a_staff_login_that_works(catalog,
     again = _run("study_demo")
     assert re.findall(r"/s/([0-9a-f]{48})/", again) == tokens  # the same links, a fresh password
     assert Study.objects.count() == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--n", "0"], "--n: 1 to 1000"), (["--n", "1", "--label", "x" * 101], "at most 100 characters"),
+    (["--n", "1", "--label", "a", "--label", "b"], "2 labels for 1 raters"),
+])
+def test_bad_invitations_are_refused_by_name(study_catalog, args, message):
+    _run("study_create", "--name", "s", "--tissues", "Lung", "--per-cell", "1")
+    with pytest.raises(CommandError, match=message):
+        _run("study_invite", "--study", "s", *args)
+    assert not Rater.objects.exists()

@@ -100,3 +100,8 @@ def test_study_tiles_are_frozen_against_catalog_deletion(small_study):
     tile = small_study.tiles.first().tile
     with pytest.raises(ProtectedError):
         tile.delete()
+
+
+def test_a_name_that_is_not_a_slug_is_refused_by_field(study_catalog):
+    with pytest.raises(services.StudyError, match="study: name: "):
+        services.study_create(name="not a slug!", tissues=TISSUES, per_cell=1)
