@@ -56,7 +56,7 @@ def tissue_keys(tissues: list[str]) -> list[tuple[str, str]]:
     keyed = []
     for tissue in tissues:
         letters = [c.upper() for c in tissue if c.isalpha()] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
-        key = next(c for c in letters if c not in taken)
+        key = next((c for c in letters if c not in taken), "")  # past 18 tissues, no key: click or Tab
         taken.add(key)
         keyed.append((key, tissue))
     return keyed
@@ -168,16 +168,17 @@ def _answer(request: HttpRequest, token: str, position: int) -> HttpResponse:
     return redirect("studies:finish", token=token)
 
 
-def _serve_item_tile(*, path: Path, request: HttpRequest, etag_key: str) -> HttpResponse:
+def _serve_item_tile(*, path_or_bytes: Path, request: HttpRequest, etag_key: str) -> HttpResponse:
     """One item's tile, sent the same way whatever its source: one code path, fixed headers, and an ETag
-    from the item's opaque key (never from the file). Moves onto generation.serving's blinded response
-    (which also pads every file to one length) when that lands on main."""
+    from the item's opaque key (never from the file). Same signature as generation.serving's
+    blinded_tile_response (which also pads every file to one length): it replaces this function when it
+    lands on main."""
     etag = '"' + hashlib.blake2b(etag_key.encode(), key=settings.SECRET_KEY.encode()[:64],
                                  digest_size=16).hexdigest() + '"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
     else:
-        response = HttpResponse(path.read_bytes(), content_type="image/jpeg")
+        response = HttpResponse(Path(path_or_bytes).read_bytes(), content_type="image/jpeg")
     # No Last-Modified: a file's date could tell a pregenerated tile from a scanned one.
     response["ETag"] = etag
     response["Cache-Control"] = TILE_CACHE_CONTROL
@@ -189,7 +190,7 @@ def tile(request: HttpRequest, token: str, key: str) -> HttpResponse:
     path = selectors.item_tile_path(token=token, key=key)
     if path is None:
         raise Http404("No such image.")
-    return _serve_item_tile(path=path, request=request, etag_key=f"study-item:{key}")
+    return _serve_item_tile(path_or_bytes=path, request=request, etag_key=f"study-item:{key}")
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
