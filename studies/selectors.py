@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Count, F, Q
 
 from studies import queries
-from studies.models import Item, Rater, Rating, RatingRevision, Study, StudyTile
+from studies.models import Item, Rater, Rating, Study, StudyTile
 
 RATINGS_COLUMNS = ["rater", "tile", "source", "tissue", "tissue_answer", "quality", "artifacts", "position",
                    "is_repeat", "is_anchor", "seconds", "active_seconds", "answered_at", "revisions"]
@@ -49,10 +49,6 @@ def item_tile_path(*, token: str, key: str) -> Path | None:
             .filter(position__lte=F("rater__next_position"))
             .values_list("study_tile__tile__image", flat=True).first())
     return None if name is None else Path(default_storage.path(name))
-
-
-def rater_revision_count(*, rater: Rater) -> int:
-    return RatingRevision.objects.filter(rating__item__rater=rater).count()
 
 
 # ------------------------------------------------------------------------------------------- staff
