@@ -25,6 +25,9 @@ from studies.models import COMMENT_MAX_LENGTH, QUALITY_RANGE, Item, Rater, Study
 STUDY_SOURCES = ("real", "gan", "rnagan")
 MAX_ACTIVE_SECONDS = 24 * 3600.0
 MAX_INVITES = 1000
+# PostgreSQL's text cannot hold NUL; a pasted one is the writer's to remove, not a server error.
+NUL = "\x00"
+NUL_MESSAGE = "Remove the invisible NUL character."
 LABEL_MAX_LENGTH = 100
 
 
@@ -68,6 +71,8 @@ def study_create(*, name: str, tissues: Sequence[str], sources: Sequence[str] = 
     curator to pick `per_cell` from (`study_curate`).
     """
     tissues, sources = list(tissues), list(sources)
+    if any(NUL in text for text in (name, cover_text or "", *tissues)):
+        raise StudyError("the name, tissues and cover text must not contain a NUL character")
     if not tissues or len(set(tissues)) != len(tissues):
         raise StudyError("--tissues: name each tissue once, at least one")
     if not sources or len(set(sources)) != len(sources) or set(sources) - set(Tile.Source.values):
@@ -210,9 +215,9 @@ def study_invite(*, study: Study, n: int, labels: Sequence[str] = ()) -> list[Ra
         raise StudyError(f"--n: 1 to {MAX_INVITES} raters at a time")
     if len(labels) > n:
         raise StudyError(f"{len(labels)} labels for {n} raters")
-    long = [label for label in labels if len(label) > LABEL_MAX_LENGTH]
+    long = [label for label in labels if len(label) > LABEL_MAX_LENGTH or NUL in label]
     if long:
-        raise StudyError(f"--label {long[0][:20]!r}…: at most {LABEL_MAX_LENGTH} characters")
+        raise StudyError(f"--label {long[0][:20]!r}…: at most {LABEL_MAX_LENGTH} characters, without NUL")
     with transaction.atomic():
         # The lock serialises invitations, so rater indices (and so blocks) rotate without gaps.
         study = Study.objects.select_for_update().get(pk=study.pk)
@@ -250,8 +255,8 @@ def rater_revoke(*, rater: Rater) -> None:
 
 
 def rater_profile_save(*, rater: Rater, specialty: str, years_in_practice: int | None) -> None:
-    if len(specialty) > 100:
-        raise StudyError("specialty: at most 100 characters")
+    if len(specialty) > 100 or NUL in specialty:
+        raise StudyError("specialty: at most 100 characters, without NUL")
     if years_in_practice is not None and not 0 <= years_in_practice <= 80:
         raise StudyError("years in practice: 0 to 80")
     Rater.objects.filter(pk=rater.pk).update(specialty=specialty.strip(), years_in_practice=years_in_practice,
@@ -301,6 +306,8 @@ def validate_answer(*, tissues: Sequence[str], tissue: str, quality: object, art
         errors["artifacts"] = "Answer yes or no."
     if len(comment) > COMMENT_MAX_LENGTH:
         errors["comment"] = f"At most {COMMENT_MAX_LENGTH:,} characters ({len(comment):,} given)."
+    elif NUL in comment:
+        errors["comment"] = NUL_MESSAGE
     if errors:
         raise AnswerInvalid(errors)
     return {"tissue_answer": tissue, "quality": quality, "artifacts": artifacts in ("yes", True),
@@ -362,6 +369,8 @@ def rater_debrief_save(*, rater: Rater, suspected: str, giveaway: str) -> None:
         raise AnswerInvalid({"suspected": "Answer yes, no or unsure."})
     if len(giveaway) > COMMENT_MAX_LENGTH:
         raise AnswerInvalid({"giveaway": f"At most {COMMENT_MAX_LENGTH:,} characters ({len(giveaway):,} given)."})
+    if NUL in giveaway:
+        raise AnswerInvalid({"giveaway": NUL_MESSAGE})
     updated = Rater.objects.filter(pk=rater.pk, debriefed_at__isnull=True).update(
         suspected_synthetic=suspected, giveaway=giveaway.strip(), debriefed_at=timezone.now())
     if not updated:

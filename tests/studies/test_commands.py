@@ -77,3 +77,11 @@ def test_bad_invitations_are_refused_by_name(study_catalog, args, message):
     with pytest.raises(CommandError, match=message):
         _run("study_invite", "--study", "s", *args)
     assert not Rater.objects.exists()
+
+
+def test_a_cover_file_with_a_nul_is_refused(study_catalog, tmp_path):
+    cover = tmp_path / "cover.md"
+    cover.write_text("Welcome\x00")
+    with pytest.raises(CommandError, match="NUL"):
+        _run("study_create", "--name", "s", "--tissues", "Lung", "--per-cell", "1", "--cover-file", str(cover))
+    assert not Study.objects.exists()
