@@ -85,3 +85,6 @@ def test_a_cover_file_with_a_nul_is_refused(study_catalog, tmp_path):
     with pytest.raises(CommandError, match="NUL"):
         _run("study_create", "--name", "s", "--tissues", "Lung", "--per-cell", "1", "--cover-file", str(cover))
     assert not Study.objects.exists()
+    cover.write_bytes(b"caf\xe9")
+    with pytest.raises(CommandError, match="not UTF-8 text \\(byte 3\\)"):
+        _run("study_create", "--name", "s", "--tissues", "Lung", "--per-cell", "1", "--cover-file", str(cover))

@@ -36,6 +36,8 @@ class Command(BaseCommand):
                     cover = handle.read()
             except OSError as error:
                 raise CommandError(f"--cover-file {cover_file}: {error.strerror}") from error
+            except UnicodeDecodeError as error:
+                raise CommandError(f"--cover-file {cover_file}: not UTF-8 text (byte {error.start})") from error
         try:
             study = services.study_create(name=name, tissues=tissues, sources=sources, per_cell=per_cell,
                                           selection=method, candidates=candidates, anchors=anchors,
