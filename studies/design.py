@@ -74,8 +74,10 @@ def rater_order(items: Sequence[Hashable], repeats: int, rng: random.Random) -> 
             f"this rater has {len(items)}"
         )
     order: list[tuple[Hashable, bool]] = [(item, False) for item in rng.sample(list(items), len(items))]
-    early = rng.sample(range(len(items) - REPEAT_MIN_GAP + 1), repeats) if repeats else []
-    for item in [order[i][0] for i in early]:  # chosen before any insertion shifts the list
+    originals = rng.sample(range(len(items) - REPEAT_MIN_GAP + 1), repeats) if repeats else []
+    # The items are picked before any insertion: an inserted repeat shifts the later indices, and reading
+    # them afterwards could pick one item twice (a duplicate repeat the database then refuses).
+    for item in [order[original][0] for original in originals]:
         at = next(i for i, entry in enumerate(order) if entry == (item, False))
         order.insert(rng.randint(at + REPEAT_MIN_GAP, len(order)), (item, True))
     return order

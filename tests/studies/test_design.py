@@ -94,6 +94,11 @@ def test_impossible_designs_are_refused_with_the_reason(study_catalog):
         services.study_create(name="x", tissues=TISSUES, per_cell=1)
 
 
+def test_a_name_that_is_not_a_slug_is_refused_by_field(study_catalog):
+    with pytest.raises(services.StudyError, match="study: name: "):
+        services.study_create(name="not a slug!", tissues=TISSUES, per_cell=1)
+
+
 def test_study_tiles_are_frozen_against_catalog_deletion(small_study):
     from django.db.models import ProtectedError
 
@@ -102,6 +107,9 @@ def test_study_tiles_are_frozen_against_catalog_deletion(small_study):
         tile.delete()
 
 
-def test_a_name_that_is_not_a_slug_is_refused_by_field(study_catalog):
-    with pytest.raises(services.StudyError, match="study: name: "):
-        services.study_create(name="not a slug!", tissues=TISSUES, per_cell=1)
+def test_no_item_is_repeated_twice_whatever_the_seed():
+    # Regression: repeats were once picked by index after earlier insertions had shifted the order.
+    for seed in range(300):
+        order = design.rater_order(list(range(40)), 10, random.Random(seed))
+        repeated = [item for item, is_repeat in order if is_repeat]
+        assert len(repeated) == len(set(repeated)) == 10
