@@ -226,3 +226,17 @@ def test_a_study_is_created_from_the_admin_with_the_same_rules(client, study_cat
     assert study.tissues == list(TISSUES) and study.tiles.count() == 12 and study.cover_text == "Please rate."
     assert study.created_by.username == "admin"
     assert client.get(reverse("admin:studies_study_change", args=[study.pk])).status_code == 200
+
+
+def test_without_a_debrief_the_end_is_a_plain_thank_you(client, study_catalog):
+    study = services.study_create(name="quiet", tissues=TISSUES, per_cell=1, debrief=False)
+    (rater,) = services.study_invite(study=study, n=1)
+    for position in range(1, rater.n_items + 1):
+        _answer(client, rater, position)
+    end = client.post(reverse("studies:finish", kwargs={"token": rater.token}))
+    page = client.get(end.url)
+    assert b"Thank you" in page.content and LEAKS.search(page.content) is None
+    assert b"computer-generated" not in page.content
+    assert client.post(end.url, {"suspected": "yes"}).status_code == 200
+    rater.refresh_from_db()
+    assert rater.finished_at is not None and rater.suspected_synthetic == ""
