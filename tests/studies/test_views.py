@@ -129,8 +129,9 @@ def test_double_submit_stores_one_rating_and_back_edits_keep_revisions(client, r
 def test_later_items_and_their_images_are_out_of_reach(client, rater):
     assert _answer(client, rater, 5).status_code == 404
     assert client.get(_item_url(rater, 5)).url == _item_url(rater, 1)
-    for position in (0, 21, 999999):
+    for position in (0, 21, 999999, 10**30):
         assert client.get(_item_url(rater, position)).status_code == 404
+        assert _answer(client, rater, position).status_code == 404
     later = Item.objects.get(rater=rater, position=2)
     url = reverse("studies:tile", kwargs={"token": rater.token, "key": later.key})
     assert client.get(url).status_code == 404
@@ -146,9 +147,12 @@ def test_one_raters_token_never_reaches_anothers_items_or_images(client, small_s
     theirs_url = reverse("studies:tile", kwargs={"token": b.token, "key": mine.key})
     assert client.get(theirs_url).status_code == 404
     assert client.get(reverse("studies:tile", kwargs={"token": a.token, "key": mine.key})).status_code == 200
-    for token in ("0" * 48, a.token[:-1] + "x", "nonsense"):
-        assert client.get(reverse("studies:welcome", kwargs={"token": token})).status_code == 404
-        assert client.post(reverse("studies:item", kwargs={"token": token, "position": 1}), {}).status_code == 404
+    for token in ("0" * 48, a.token[:-1] + "x", "nonsense", a.token[:-1] + "%00", a.token.upper(), a.token + "0"):
+        assert client.get(f"/s/{token}/").status_code == 404
+        assert client.post(f"/s/{token}/item/1/", {}).status_code == 404
+        assert client.get(f"/s/{token}/image/{mine.key}.jpg").status_code == 404
+    for key in (mine.key[:-1] + "%00", mine.key.upper(), "x"):
+        assert client.get(f"/s/{a.token}/image/{key}.jpg").status_code == 404
     services.rater_revoke(rater=a)
     assert client.get(reverse("studies:welcome", kwargs={"token": a.token})).status_code == 404
     assert client.get(reverse("studies:tile", kwargs={"token": a.token, "key": mine.key})).status_code == 404
