@@ -50,7 +50,9 @@ def test_a_rater_completes_the_study_by_keyboard_resumes_and_revises(browser, li
         expect(page.locator("[data-position]")).to_have_text(f"Item {position} of 20")
         expect(page.locator("img[data-tile]")).to_have_attribute("alt", f"Tile for item {position} of 20")
         page.wait_for_function("document.querySelector('img[data-tile]').complete")
-        assert page.evaluate("document.querySelector('img[data-tile]').naturalWidth") == 32  # 1:1
+        size = page.evaluate("document.querySelector('img[data-tile]').naturalWidth")
+        assert size == small_study.tile_width == page.evaluate(  # shown 1:1
+            "document.querySelector('img[data-tile]').getBoundingClientRect().width")
         _answer_by_keys(page, quality=str(1 + position % 5))
     expect(page.locator("[data-position]")).to_have_text("Item 9 of 20")
     context.close()  # the browser goes away halfway
@@ -64,7 +66,7 @@ def test_a_rater_completes_the_study_by_keyboard_resumes_and_revises(browser, li
     expect(page.locator("[data-position]")).to_have_text("Item 8 of 20")
     expect(page.locator("input[name=quality][value='4']")).to_be_checked()
     page.keyboard.press("Z")
-    assert page.evaluate("document.querySelector('img[data-tile]').getBoundingClientRect().width") == 64
+    assert page.evaluate("document.querySelector('img[data-tile]').getBoundingClientRect().width") == 2 * size
     _answer_by_keys(page, quality="2", artifacts="Y")  # changed: a second revision
     for position in range(9, 21):
         expect(page.locator("[data-position]")).to_have_text(f"Item {position} of 20")
@@ -103,9 +105,9 @@ def test_without_javascript_on_a_tablet_the_form_saves_and_the_2x_view_works(bro
     page.tap("text=Start")
     expect(page.locator("[data-position]")).to_have_text("Item 1 of 20")
     width = "document.querySelector('img[data-tile]').getBoundingClientRect().width"
-    assert page.evaluate(width) == 32
+    assert page.evaluate(width) == small_study.tile_width
     page.tap("text=2× view")  # a CSS-only toggle
-    assert page.evaluate(width) == 64
+    assert page.evaluate(width) == 2 * small_study.tile_width
     page.tap("text=Brain - Cortex")
     page.tap("text=very good")
     page.tap("label:has-text('Yes')")
