@@ -15,7 +15,8 @@ import pandas as pd
 from django.core.files.storage import default_storage
 from django.db.models import Count, F, Q
 
-from studies.models import Item, Rater, Rating, RatingRevision, Study, StudyTile
+from studies import queries
+from studies.models import Item, Rater, Rating, Study, StudyTile
 
 RATINGS_COLUMNS = ["rater", "tile", "source", "tissue", "tissue_answer", "quality", "artifacts", "position",
                    "is_repeat", "is_anchor", "seconds", "active_seconds", "answered_at", "revisions"]
@@ -32,6 +33,14 @@ def rater_by_token(*, token: str) -> Rater | None:
     return Rater.objects.select_related("study").filter(token=token, revoked_at__isnull=True).first()
 
 
+def item_page(*, token: str, position: int) -> tuple[queries.RaterRow, queries.ItemRow] | None:
+    """A live rater and their item at `position` with its rating, in one statement; None when the token or
+    position is unknown (whether the rater may see the item yet is the caller's check)."""
+    if not token or len(token) != 48:
+        return None
+    return queries.item_page(token=token, position=position)
+
+
 def item_tile_path(*, token: str, key: str) -> Path | None:
     """The stored file of an item's tile, if this token may fetch it now: the current or an answered item of
     a live rater in an open study. One query, the same for every source."""
@@ -40,10 +49,6 @@ def item_tile_path(*, token: str, key: str) -> Path | None:
             .filter(position__lte=F("rater__next_position"))
             .values_list("study_tile__tile__image", flat=True).first())
     return None if name is None else Path(default_storage.path(name))
-
-
-def rater_revision_count(*, rater: Rater) -> int:
-    return RatingRevision.objects.filter(rating__item__rater=rater).count()
 
 
 # ------------------------------------------------------------------------------------------- staff

@@ -14,25 +14,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Max
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from generation.models import Tile
-from studies import design
-from studies.models import (
-    COMMENT_MAX_LENGTH,
-    QUALITY_RANGE,
-    Item,
-    Rater,
-    Rating,
-    RatingRevision,
-    Study,
-    StudyTile,
-)
+from studies import design, queries
+from studies.models import COMMENT_MAX_LENGTH, QUALITY_RANGE, Item, Rater, Study, StudyTile
 
 STUDY_SOURCES = ("real", "gan", "rnagan")
 MAX_ACTIVE_SECONDS = 24 * 3600.0
+MAX_INVITES = 1000
+# PostgreSQL's text cannot hold NUL; a pasted one is the writer's to remove, not a server error.
+NUL = "\x00"
+NUL_MESSAGE = "Remove the invisible NUL character."
+LABEL_MAX_LENGTH = 100
 
 
 class StudyError(ValueError):
@@ -75,6 +71,8 @@ def study_create(*, name: str, tissues: Sequence[str], sources: Sequence[str] = 
     curator to pick `per_cell` from (`study_curate`).
     """
     tissues, sources = list(tissues), list(sources)
+    if any(NUL in text for text in (name, cover_text or "", *tissues)):
+        raise StudyError("the name, tissues and cover text must not contain a NUL character")
     if not tissues or len(set(tissues)) != len(tissues):
         raise StudyError("--tissues: name each tissue once, at least one")
     if not sources or len(set(sources)) != len(sources) or set(sources) - set(Tile.Source.values):
@@ -98,13 +96,15 @@ def study_create(*, name: str, tissues: Sequence[str], sources: Sequence[str] = 
 
     study = Study(name=name, tissues=tissues, sources=sources, per_cell=per_cell, selection=selection,
                   candidates=candidates, anchors=anchors, block_size=block_size, min_raters=min_raters,
-                  repeats=repeats, seed=seed if seed is not None else secrets.randbits(40), debrief=debrief, created_by=created_by)
+                  repeats=repeats, seed=seed if seed is not None else secrets.randbits(40), debrief=debrief,
+                  created_by=created_by)
     if cover_text is not None:
         study.cover_text = cover_text
     try:
         study.full_clean()
-    except Exception as error:  # ValidationError: name it, never a traceback
-        raise StudyError(f"study: {error}") from error
+    except ValidationError as error:
+        fields = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+        raise StudyError(f"study: {fields}") from error
 
     rng = design.rng_for(study.seed, "draw")
     wanted = per_cell if selection == Study.Selection.RANDOM else candidates
@@ -122,7 +122,11 @@ def study_create(*, name: str, tissues: Sequence[str], sources: Sequence[str] = 
     study.tile_height = max(t.height for t in drawn)
 
     with transaction.atomic():
-        study.save()
+        try:
+            with transaction.atomic():
+                study.save()
+        except IntegrityError as error:  # the same name created a moment ago elsewhere
+            raise StudyError(f"a study named {name!r} exists already") from error
         StudyTile.objects.bulk_create([
             StudyTile(
                 study=study, code=f"t{i:04d}", tile=tile, source=tile.source, tissue=tile.tissue,
@@ -203,18 +207,17 @@ def study_set_status(*, study: Study, status: str) -> Study:
     return study
 
 
-def study_blocks(study: Study) -> int:
-    return (study.tiles.filter(included=True, block__isnull=False).aggregate(n=Max("block"))["n"] or 0) + 1
-
-
 # ------------------------------------------------------------------------------------------- raters
 
 def study_invite(*, study: Study, n: int, labels: Sequence[str] = ()) -> list[Rater]:
     """Create n raters with their own items (anchors + their block, shuffled, with hidden repeats)."""
-    if n < 1:
-        raise StudyError("--n must be at least 1")
+    if not 1 <= n <= MAX_INVITES:
+        raise StudyError(f"--n: 1 to {MAX_INVITES} raters at a time")
     if len(labels) > n:
         raise StudyError(f"{len(labels)} labels for {n} raters")
+    long = [label for label in labels if len(label) > LABEL_MAX_LENGTH or NUL in label]
+    if long:
+        raise StudyError(f"--label {long[0][:20]!r}…: at most {LABEL_MAX_LENGTH} characters, without NUL")
     with transaction.atomic():
         # The lock serialises invitations, so rater indices (and so blocks) rotate without gaps.
         study = Study.objects.select_for_update().get(pk=study.pk)
@@ -252,8 +255,8 @@ def rater_revoke(*, rater: Rater) -> None:
 
 
 def rater_profile_save(*, rater: Rater, specialty: str, years_in_practice: int | None) -> None:
-    if len(specialty) > 100:
-        raise StudyError("specialty: at most 100 characters")
+    if len(specialty) > 100 or NUL in specialty:
+        raise StudyError("specialty: at most 100 characters, without NUL")
     if years_in_practice is not None and not 0 <= years_in_practice <= 80:
         raise StudyError("years in practice: 0 to 80")
     Rater.objects.filter(pk=rater.pk).update(specialty=specialty.strip(), years_in_practice=years_in_practice,
@@ -262,27 +265,20 @@ def rater_profile_save(*, rater: Rater, specialty: str, years_in_practice: int |
 
 # ------------------------------------------------------------------------------------------- rating
 
-def _locked_rater(token: str) -> Rater:
-    rater = (Rater.objects.select_for_update(of=("self",)).select_related("study")
-             .filter(token=token, revoked_at__isnull=True).first())
+def _locked_rater(token: str) -> queries.RaterRow:
+    rater = queries.rater_lock(token=token)
     if rater is None:
         raise NotFound("no such rater")
-    if not rater.study.is_open or rater.finished_at is not None:
+    if not rater.study_open or rater.finished_at is not None:
         raise Locked("this study's answers are final")
     return rater
 
 
-def item_serve(*, rater: Rater, position: int) -> Item:
-    """The rater's item at `position` (the current one or an earlier one), its first showing recorded."""
-    if not 1 <= position <= min(rater.next_position, rater.n_items):
-        raise NotFound("no such item")
-    item = Item.objects.select_related("rating").get(rater=rater, position=position)
-    now = timezone.now()
+def item_mark_served(*, item: queries.ItemRow) -> queries.ItemRow:
+    """Record an item's first showing (the start of its server-side time), once."""
     if item.first_served_at is None:
-        # Conditional: two tabs opening the item at once keep the earlier time.
-        Item.objects.filter(pk=item.pk, first_served_at__isnull=True).update(first_served_at=now)
-        item.first_served_at = Item.objects.values_list("first_served_at", flat=True).get(pk=item.pk)
-    Rater.objects.filter(pk=rater.pk).update(last_active=now)
+        # COALESCE in one UPDATE: of two tabs opening the item at once, the earlier stamp stays.
+        item.first_served_at = queries.item_mark_served(item_id=item.id, at=timezone.now())
     return item
 
 
@@ -294,10 +290,11 @@ class Saved:
     changed: bool  # False for a repeated identical submission (a double click): nothing new stored
 
 
-def validate_answer(*, study: Study, tissue: str, quality: object, artifacts: object, comment: str) -> dict:
-    """The checked answer, or StudyError naming the field; shared by the form and the service."""
+def validate_answer(*, tissues: Sequence[str], tissue: str, quality: object, artifacts: object,
+                    comment: str) -> dict:
+    """The checked answer, or AnswerInvalid naming each bad field."""
     errors = {}
-    if tissue not in study.tissues:
+    if tissue not in tissues:
         errors["tissue"] = "Choose one of the tissues offered."
     try:
         quality = int(quality)
@@ -309,6 +306,8 @@ def validate_answer(*, study: Study, tissue: str, quality: object, artifacts: ob
         errors["artifacts"] = "Answer yes or no."
     if len(comment) > COMMENT_MAX_LENGTH:
         errors["comment"] = f"At most {COMMENT_MAX_LENGTH:,} characters ({len(comment):,} given)."
+    elif NUL in comment:
+        errors["comment"] = NUL_MESSAGE
     if errors:
         raise AnswerInvalid(errors)
     return {"tissue_answer": tissue, "quality": quality, "artifacts": artifacts in ("yes", True),
@@ -317,40 +316,41 @@ def validate_answer(*, study: Study, tissue: str, quality: object, artifacts: ob
 
 def rating_submit(*, token: str, position: int, tissue: str, quality: object, artifacts: object,
                   comment: str = "", active_seconds: float | None = None) -> Saved:
-    """Store a rater's answer to their current or an earlier item; a changed answer adds a revision."""
+    """Store a rater's answer to their current or an earlier item; a changed answer adds a revision.
+
+    Five statements in one transaction: lock the rater, read the item and its rating, write the rating,
+    its revision, and the rater's progress (see studies/queries.py for why they are written by hand).
+    """
     if active_seconds is not None and not (0 <= active_seconds <= MAX_ACTIVE_SECONDS and math.isfinite(active_seconds)):
         active_seconds = None
     with transaction.atomic():
         rater = _locked_rater(token)
-        answer = validate_answer(study=rater.study, tissue=tissue, quality=quality, artifacts=artifacts,
+        answer = validate_answer(tissues=rater.tissues, tissue=tissue, quality=quality, artifacts=artifacts,
                                  comment=comment)
-        if not 1 <= position <= min(rater.next_position, rater.n_items):
+        item = None
+        if 1 <= position <= min(rater.next_position, rater.n_items):
+            item = queries.rater_item(rater_id=rater.id, position=position)
+        if item is None:
             raise NotFound("that item is not yours to answer yet")
-        item = Item.objects.select_related("rating").get(rater=rater, position=position)
         now = timezone.now()
-        served = item.first_served_at or now
-        seconds = (now - served).total_seconds()
-        rating = getattr(item, "rating", None)
-        changed = True
+        seconds = (now - (item.first_served_at or now)).total_seconds()
+        rating = item.rating
         if rating is None:
-            rating = Rating.objects.create(item=item, seconds=seconds, active_seconds=active_seconds,
-                                           answered_at=now, revisions=1, **answer)
-            if item.first_served_at is None:
-                Item.objects.filter(pk=item.pk).update(first_served_at=now)
+            rating_id, number = queries.rating_insert(item_id=item.id, answer=answer, seconds=seconds,
+                                                      active_seconds=active_seconds, at=now), 1
         elif all(getattr(rating, k) == v for k, v in answer.items()):
-            changed = False
+            rating_id, number = rating.id, None  # the same answer again: a double submit stores nothing
         else:
-            for k, v in answer.items():
-                setattr(rating, k, v)
-            rating.revisions += 1
-            rating.answered_at = now
-            rating.save(update_fields=[*answer, "revisions", "answered_at"])
-        if changed:
-            RatingRevision.objects.create(rating=rating, number=rating.revisions, seconds=seconds,
-                                          active_seconds=active_seconds, created=now, **answer)
+            rating_id, number = rating.id, queries.rating_revise(rating_id=rating.id, answer=answer, at=now)
+        if number is not None:
+            queries.revision_insert(rating_id=rating_id, number=number, answer=answer, seconds=seconds,
+                                    active_seconds=active_seconds, at=now)
         next_position = rater.next_position + (1 if position == rater.next_position else 0)
-        Rater.objects.filter(pk=rater.pk).update(next_position=next_position, last_active=now)
-    return Saved(position=position, next_position=next_position, n_items=rater.n_items, changed=changed)
+        if item.first_served_at is None:  # answered without its page ever served: its time starts now
+            queries.item_mark_served(item_id=item.id, at=now)
+        queries.rater_advance(rater_id=rater.id, next_position=next_position, at=now)
+    return Saved(position=position, next_position=next_position, n_items=rater.n_items,
+                 changed=number is not None)
 
 
 def rater_finish(*, token: str) -> None:
@@ -359,7 +359,7 @@ def rater_finish(*, token: str) -> None:
         rater = _locked_rater(token)
         if not rater.all_answered:
             raise StudyError(f"{rater.n_items - rater.next_position + 1} items are still unanswered")
-        Rater.objects.filter(pk=rater.pk).update(finished_at=timezone.now(), last_active=timezone.now())
+        Rater.objects.filter(pk=rater.id).update(finished_at=timezone.now(), last_active=timezone.now())
 
 
 def rater_debrief_save(*, rater: Rater, suspected: str, giveaway: str) -> None:
@@ -369,6 +369,8 @@ def rater_debrief_save(*, rater: Rater, suspected: str, giveaway: str) -> None:
         raise AnswerInvalid({"suspected": "Answer yes, no or unsure."})
     if len(giveaway) > COMMENT_MAX_LENGTH:
         raise AnswerInvalid({"giveaway": f"At most {COMMENT_MAX_LENGTH:,} characters ({len(giveaway):,} given)."})
+    if NUL in giveaway:
+        raise AnswerInvalid({"giveaway": NUL_MESSAGE})
     updated = Rater.objects.filter(pk=rater.pk, debriefed_at__isnull=True).update(
         suspected_synthetic=suspected, giveaway=giveaway.strip(), debriefed_at=timezone.now())
     if not updated:

@@ -6,6 +6,7 @@ alt text, an opaque per-item image URL), and an unknown, revoked or foreign toke
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from markdown_it import MarkdownIt
 from studies import selectors, services
 from studies.models import COMMENT_MAX_LENGTH, Rater
 
+COMMENT_MAX_LENGTH_TEXT = str(COMMENT_MAX_LENGTH)
 QUALITY_LABELS = {1: "very bad", 2: "bad", 3: "fair", 4: "good", 5: "very good"}
 RESERVED_KEYS = set("YNZ12345")
 TILE_CACHE_CONTROL = "private, max-age=31536000, immutable"
@@ -54,7 +56,7 @@ def tissue_keys(tissues: list[str]) -> list[tuple[str, str]]:
     keyed = []
     for tissue in tissues:
         letters = [c.upper() for c in tissue if c.isalpha()] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
-        key = next(c for c in letters if c not in taken)
+        key = next((c for c in letters if c not in taken), "")  # past 18 tissues, no key: click or Tab
         taken.add(key)
         keyed.append((key, tissue))
     return keyed
@@ -91,20 +93,25 @@ def _welcome_page(request, rater, *, error="", values=None, status=200) -> HttpR
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def item(request: HttpRequest, token: str, position: int) -> HttpResponse:
-    rater = _rater_or_404(token)
-    if not rater.study.is_open:
+    if request.method == "POST":
+        return _answer(request, token, position)
+    found = selectors.item_page(token=token, position=position)  # the page's one query
+    if found is None:
+        rater = _rater_or_404(token)
+        if not rater.study.is_open:
+            return _closed(request, rater)
+        if rater.finished_at is not None:
+            return redirect("studies:debrief", token=token)
+        raise Http404("No such item.")
+    rater, shown = found
+    if not rater.study_open:
         return _closed(request, rater)
     if rater.finished_at is not None:
         return redirect("studies:debrief", token=token)
-    if request.method == "POST":
-        return _answer(request, rater, position)
-    if position > rater.next_position and 1 <= position <= rater.n_items:
+    if position > rater.next_position:
         return redirect("studies:item", token=token, position=rater.next_position)
-    try:
-        shown = services.item_serve(rater=rater, position=position)
-    except services.NotFound as missing:
-        raise Http404("No such item.") from missing
-    rating = getattr(shown, "rating", None)
+    services.item_mark_served(item=shown)
+    rating = shown.rating
     values = {}
     if rating is not None:
         values = {"tissue": rating.tissue_answer, "quality": str(rating.quality),
@@ -113,54 +120,65 @@ def item(request: HttpRequest, token: str, position: int) -> HttpResponse:
 
 
 def _item_page(request, rater, shown, *, values, errors=None, status=200) -> HttpResponse:
-    study = rater.study
+    # Every number reaches the template as a string and every choice arrives with its `checked` flag:
+    # the item page is most of a rater's load, and Django's per-number localisation and template
+    # comparisons were over a third of its rendering.
+    position, n = shown.position, rater.n_items
+    answered = min(rater.next_position - 1, n)
+    item_url = reverse("studies:item", kwargs={"token": rater.token, "position": position})
     context = {
-        "rater": rater, "position": shown.position, "n": rater.n_items,
-        "answered": min(rater.next_position - 1, rater.n_items),
+        "position": str(position), "n": str(n), "answered": str(answered),
+        "action_url": item_url,
+        "previous_url": item_url.replace(f"/item/{position}/", f"/item/{position - 1}/") if position > 1 else "",
         "tile_url": reverse("studies:tile", kwargs={"token": rater.token, "key": shown.key}),
-        "tile_width": study.tile_width, "tile_height": study.tile_height,
-        "tissues": tissue_keys(study.tissues), "qualities": list(QUALITY_LABELS.items()),
-        "values": values, "errors": errors or {}, "comment_max": COMMENT_MAX_LENGTH,
+        "tile_width": str(rater.tile_width), "tile_height": str(rater.tile_height),
+        "tissues": [(key, tissue, values.get("tissue") == tissue) for key, tissue in tissue_keys(rater.tissues)],
+        "qualities": [(str(v), label, values.get("quality") == str(v)) for v, label in QUALITY_LABELS.items()],
+        "artifacts": [("yes", "Y", "Yes", values.get("artifacts") == "yes"),
+                      ("no", "N", "No", values.get("artifacts") == "no")],
+        "comment": values.get("comment", ""), "errors": errors or {}, "comment_max": COMMENT_MAX_LENGTH_TEXT,
     }
     return _no_store(render(request, "studies/item.html", context, status=status))
 
 
-def _answer(request: HttpRequest, rater: Rater, position: int) -> HttpResponse:
+def _answer(request: HttpRequest, token: str, position: int) -> HttpResponse:
+    # Straight to the service, which finds and locks the rater itself: the busiest path reads the rater once.
     post = request.POST
     try:
         active = float(post.get("active_seconds", ""))
     except ValueError:
         active = None
     try:
-        saved = services.rating_submit(token=rater.token, position=position, tissue=post.get("tissue", ""),
+        saved = services.rating_submit(token=token, position=position, tissue=post.get("tissue", ""),
                                        quality=post.get("quality"), artifacts=post.get("artifacts", ""),
                                        comment=post.get("comment", ""), active_seconds=active)
     except services.AnswerInvalid as invalid:
-        shown = services.item_serve(rater=rater, position=position)
-        return _item_page(request, rater, shown, values=post, errors=invalid.errors, status=400)
+        found = selectors.item_page(token=token, position=position)
+        if found is None:
+            raise Http404("No such item.") from invalid
+        return _item_page(request, *found, values=post, errors=invalid.errors, status=400)
     except services.NotFound as refused:
         raise Http404("No such item.") from refused
     except services.Locked:
-        rater.refresh_from_db()
+        rater = _rater_or_404(token)
         return _closed(request, rater) if not rater.study.is_open else _resume(rater)
     following = saved.position + 1
     if following <= min(saved.next_position, saved.n_items):
-        return redirect("studies:item", token=rater.token, position=following)
-    return redirect("studies:finish", token=rater.token)
+        return redirect("studies:item", token=token, position=following)
+    return redirect("studies:finish", token=token)
 
 
-def _serve_item_tile(*, path: Path, request: HttpRequest, etag_key: str) -> HttpResponse:
+def _serve_item_tile(*, path_or_bytes: Path, request: HttpRequest, etag_key: str) -> HttpResponse:
     """One item's tile, sent the same way whatever its source: one code path, fixed headers, and an ETag
-    from the item's opaque key (never from the file). Moves onto generation.serving's blinded response
-    (which also pads every file to one length) when that lands on main."""
-    import hashlib
-
+    from the item's opaque key (never from the file). Same signature as generation.serving's
+    blinded_tile_response (which also pads every file to one length): it replaces this function when it
+    lands on main."""
     etag = '"' + hashlib.blake2b(etag_key.encode(), key=settings.SECRET_KEY.encode()[:64],
                                  digest_size=16).hexdigest() + '"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
     else:
-        response = HttpResponse(path.read_bytes(), content_type="image/jpeg")
+        response = HttpResponse(Path(path_or_bytes).read_bytes(), content_type="image/jpeg")
     # No Last-Modified: a file's date could tell a pregenerated tile from a scanned one.
     response["ETag"] = etag
     response["Cache-Control"] = TILE_CACHE_CONTROL
@@ -172,7 +190,7 @@ def tile(request: HttpRequest, token: str, key: str) -> HttpResponse:
     path = selectors.item_tile_path(token=token, key=key)
     if path is None:
         raise Http404("No such image.")
-    return _serve_item_tile(path=path, request=request, etag_key=f"study-item:{key}")
+    return _serve_item_tile(path_or_bytes=path, request=request, etag_key=f"study-item:{key}")
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

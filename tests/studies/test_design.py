@@ -53,13 +53,14 @@ def test_repeats_come_at_least_ten_items_after_the_first_showing(small_study):
 def test_rater_order_gaps_hold_for_many_seeds_and_sizes():
     for seed in range(300):
         rng = random.Random(seed)
-        n = rng.randint(REPEAT_MIN_GAP, 40)
+        n = rng.randint(REPEAT_MIN_GAP, 130)
         repeats = rng.randint(0, design.repeats_possible(n))
         order = design.rater_order(list(range(n)), repeats, random.Random(seed))
         assert len(order) == n + repeats
         first = {item: i for i, (item, again) in enumerate(order) if not again}
         assert sorted(first) == list(range(n))
         gaps = [i - first[item] for i, (item, again) in enumerate(order) if again]
+        assert len({item for item, again in order if again}) == repeats  # distinct tiles repeated
         assert len(gaps) == repeats and all(g >= REPEAT_MIN_GAP for g in gaps)
 
 
@@ -91,6 +92,11 @@ def test_impossible_designs_are_refused_with_the_reason(study_catalog):
     services.study_create(name="x", tissues=TISSUES, per_cell=1)
     with pytest.raises(services.StudyError, match="exists already"):
         services.study_create(name="x", tissues=TISSUES, per_cell=1)
+
+
+def test_a_name_that_is_not_a_slug_is_refused_by_field(study_catalog):
+    with pytest.raises(services.StudyError, match="study: name: "):
+        services.study_create(name="not a slug!", tissues=TISSUES, per_cell=1)
 
 
 def test_study_tiles_are_frozen_against_catalog_deletion(small_study):

@@ -129,8 +129,9 @@ def test_double_submit_stores_one_rating_and_back_edits_keep_revisions(client, r
 def test_later_items_and_their_images_are_out_of_reach(client, rater):
     assert _answer(client, rater, 5).status_code == 404
     assert client.get(_item_url(rater, 5)).url == _item_url(rater, 1)
-    for position in (0, 21, 999999):
+    for position in (0, 21, 999999, 10**30):
         assert client.get(_item_url(rater, position)).status_code == 404
+        assert _answer(client, rater, position).status_code == 404
     later = Item.objects.get(rater=rater, position=2)
     url = reverse("studies:tile", kwargs={"token": rater.token, "key": later.key})
     assert client.get(url).status_code == 404
@@ -146,9 +147,12 @@ def test_one_raters_token_never_reaches_anothers_items_or_images(client, small_s
     theirs_url = reverse("studies:tile", kwargs={"token": b.token, "key": mine.key})
     assert client.get(theirs_url).status_code == 404
     assert client.get(reverse("studies:tile", kwargs={"token": a.token, "key": mine.key})).status_code == 200
-    for token in ("0" * 48, a.token[:-1] + "x", "nonsense"):
-        assert client.get(reverse("studies:welcome", kwargs={"token": token})).status_code == 404
-        assert client.post(reverse("studies:item", kwargs={"token": token, "position": 1}), {}).status_code == 404
+    for token in ("0" * 48, a.token[:-1] + "x", "nonsense", a.token[:-1] + "%00", a.token.upper(), a.token + "0"):
+        assert client.get(f"/s/{token}/").status_code == 404
+        assert client.post(f"/s/{token}/item/1/", {}).status_code == 404
+        assert client.get(f"/s/{token}/image/{mine.key}.jpg").status_code == 404
+    for key in (mine.key[:-1] + "%00", mine.key.upper(), "x"):
+        assert client.get(f"/s/{a.token}/image/{key}.jpg").status_code == 404
     services.rater_revoke(rater=a)
     assert client.get(reverse("studies:welcome", kwargs={"token": a.token})).status_code == 404
     assert client.get(reverse("studies:tile", kwargs={"token": a.token, "key": mine.key})).status_code == 404
@@ -188,3 +192,55 @@ def test_staff_pages_need_a_staff_login(client, rater, small_study, django_user_
     client.post(reverse("studies:study_status", kwargs={"name": small_study.name}), {"status": "closed"})
     small_study.refresh_from_db()
     assert small_study.status == "closed"
+
+
+def test_curation_page_records_the_staff_members_picks(client, study_catalog, django_user_model):
+    study = services.study_create(name="best", tissues=TISSUES, per_cell=1, selection="best-of", candidates=2)
+    url = reverse("studies:curate", kwargs={"name": "best"})
+    candidate = study.tiles.first()
+    image = reverse("studies:candidate_tile", kwargs={"name": "best", "code": candidate.code})
+    assert client.get(url).status_code == 302 and client.get(image).status_code == 302  # staff only
+    curator = django_user_model.objects.create_user("curator", is_staff=True)
+    client.force_login(curator)
+    page = client.get(url)
+    assert page.status_code == 200 and page.content.count(b'name="pick"') == 12
+    assert client.get(image)["Content-Type"] == "image/jpeg"
+    refused = client.post(url, {"pick": [candidate.code]})
+    assert refused.status_code == 400 and b"pick exactly 1 a cell" in refused.content
+    picks = [study.tiles.filter(source=s, tissue=t).first().code for s in study.sources for t in TISSUES]
+    assert client.post(url, {"pick": picks}).status_code == 302
+    study.refresh_from_db()
+    assert study.curated_by == curator
+    assert set(study.tiles.filter(included=True).values_list("code", flat=True)) == set(picks)
+
+
+def test_a_study_is_created_from_the_admin_with_the_same_rules(client, study_catalog, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("admin", password="x"))
+    url = reverse("admin:studies_study_add")
+    form = {"name": "from-admin", "tissues": "Lung, Brain - Cortex", "sources": ["real", "gan", "rnagan"],
+            "per_cell": "2", "selection": "random", "anchors": "0", "min_raters": "1", "repeats": "0",
+            "cover_text": "Please rate.", "debrief": "on"}
+    assert client.get(url).status_code == 200
+    refused = client.post(url, {**form, "per_cell": "50"})
+    assert refused.status_code == 200 and b"the catalog has 8 active tiles, 50 needed" in refused.content
+    assert client.post(url, form).status_code == 302
+    from studies.models import Study
+
+    study = Study.objects.get(name="from-admin")
+    assert study.tissues == list(TISSUES) and study.tiles.count() == 12 and study.cover_text == "Please rate."
+    assert study.created_by.username == "admin"
+    assert client.get(reverse("admin:studies_study_change", args=[study.pk])).status_code == 200
+
+
+def test_without_a_debrief_the_end_is_a_plain_thank_you(client, study_catalog):
+    study = services.study_create(name="quiet", tissues=TISSUES, per_cell=1, debrief=False)
+    (rater,) = services.study_invite(study=study, n=1)
+    for position in range(1, rater.n_items + 1):
+        _answer(client, rater, position)
+    end = client.post(reverse("studies:finish", kwargs={"token": rater.token}))
+    page = client.get(end.url)
+    assert b"Thank you" in page.content and LEAKS.search(page.content) is None
+    assert b"computer-generated" not in page.content
+    assert client.post(end.url, {"suspected": "yes"}).status_code == 200
+    rater.refresh_from_db()
+    assert rater.finished_at is not None and rater.suspected_synthetic == ""
