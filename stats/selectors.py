@@ -112,7 +112,9 @@ def game_fingerprint() -> list:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*), max(r.answered_at) {_ANSWERED}")
         count, latest = cursor.fetchone()
-    return [int(count), latest.isoformat() if latest else None, *_ratings_fingerprint(Rating.objects.all())]
+    # SQLite (the demo) returns the raw text of max(); PostgreSQL a datetime: either way a stable string.
+    latest = latest.isoformat() if hasattr(latest, "isoformat") else latest
+    return [int(count), latest, *_ratings_fingerprint(Rating.objects.all())]
 
 
 def expert_tile_quality() -> pd.DataFrame:

@@ -137,7 +137,9 @@ def paired_differences(table: pd.DataFrame, tissue: str, better: str, worse: str
     half = wide.index[has.any(axis=1) & ~has.all(axis=1)]
     unpaired = {str(rater): (worse if has.loc[rater, better] else better) for rater in sorted(half)}
     both = wide[has.all(axis=1)]
-    return (both[better] - both[worse]).sort_index(), unpaired
+    # Means of 1–5 scores are short fractions: rounding drops float noise (3.333… − 2.333… ≠ 1 exactly),
+    # which would otherwise turn identical differences into a tiny spread and an absurd t.
+    return (both[better] - both[worse]).round(9).sort_index(), unpaired
 
 
 def paired_tests(table: pd.DataFrame) -> tuple[list[dict], list[str]]:

@@ -115,6 +115,13 @@ def test_identical_differences_say_t_is_undefined():
     assert t["p"] is None and t["effect"] == 1.0 and "undefined" in t["note"]
 
 
+def test_differences_equal_up_to_float_noise_count_as_identical():
+    # Thirds: (3+4+3)/3 − (2+3+2)/3 = 1 for both raters, though the floats differ in the last bit.
+    frame = two_source_table({"A": ((2, 3, 2), (3, 4, 3)), "B": ((1, 2, 1), (2, 3, 2))})
+    t = record(report.analyse_study(frame), ratings.PAIRED_T)
+    assert t["p"] is None and "undefined" in t["note"]
+
+
 def test_per_rater_means_and_the_across_rater_summary():
     frame = two_source_table({"A": ((2, 4), (3, 3)), "B": ((1, 1), (5, 5))})
     frame.loc[(frame["rater"] == "A") & (frame["source"] == "gan"), "tissue_answer"] = ["lung", "brain"]
