@@ -115,3 +115,16 @@ def test_audit_games_never_count(full_catalog):
     result = selectors.game_stats_cached()["result"]
     assert result["games"] == (1 if audit_field else 2)
     assert selectors.game_exposures_frame()["exposures"].sum() == result["answers"]
+
+
+def test_recompute_now_queues_the_task_after_commit(staff_client, full_catalog, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
+    from stats import tasks
+
+    played_games(1)
+    monkeypatch.setitem(tasks.stats_refresh.app.conf, "task_always_eager", True)  # run it here, not on a broker
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = staff_client.post(reverse("stats:refresh"))
+    assert response.status_code == 302 and len(callbacks) == 1
+    assert selectors.game_stats_cached()["result"]["answers"] == 10
+    assert staff_client.get(reverse("stats:refresh")).status_code == 405  # GET never recomputes
