@@ -38,7 +38,21 @@ def accuracy_against_chance(answers: pd.DataFrame) -> dict:
         return proportion(0, 0, p=None, test="exact binomial, one-sided (accuracy > 0.5)",
                           note="no answers yet")
     test = stats.binomtest(k, n, 0.5, alternative="greater")
-    return proportion(k, n, p=float(test.pvalue), test="exact binomial, one-sided (accuracy > 0.5)", note="")
+    return proportion(k, n, p=float(test.pvalue), test="exact binomial, one-sided (accuracy > 0.5)", note="",
+                      per_player=players_against_chance(answers))
+
+
+def players_against_chance(answers: pd.DataFrame) -> dict:
+    """The binomial test treats every answer as independent, but answers cluster within players: beside it,
+    a one-sided one-sample t-test of each player's accuracy against 0.5 counts players, not answers."""
+    accuracy = answers.groupby("player", observed=True)["correct"].mean()
+    out = {"test": "one-sample t on per-player accuracy, one-sided (> 0.5)", "players": int(len(accuracy)),
+           "mean": float(accuracy.mean()) if len(accuracy) else None, "statistic": None, "p": None, "note": ""}
+    if len(accuracy) < 2 or accuracy.std(ddof=1) == 0:
+        out["note"] = "needs ≥ 2 players whose accuracies differ"
+        return out
+    t = stats.ttest_1samp(accuracy.to_numpy(float), 0.5, alternative="greater")
+    return out | {"statistic": float(t.statistic), "p": float(t.pvalue)}
 
 
 def accuracy_by(answers: pd.DataFrame, column: str) -> list[dict]:

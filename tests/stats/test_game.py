@@ -38,6 +38,19 @@ def test_accuracy_against_chance_is_the_exact_binomial_tail():
     assert (low, high) == pytest.approx(((centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)))
 
 
+def test_players_against_chance_counts_players_not_answers():
+    answers = pd.concat([answers_from([("real", "real", "sure", 8), ("real", "synthetic", "sure", 2)]).assign(player="a"),
+                         answers_from([("real", "real", "sure", 6), ("real", "synthetic", "sure", 4)]).assign(player="b"),
+                         answers_from([("real", "real", "sure", 7), ("real", "synthetic", "sure", 3)]).assign(player="c")])
+    result = game.accuracy_against_chance(answers)["per_player"]
+    # accuracies .8, .6, .7: mean .7, sd .1, t = (.7 − .5) / (.1/√3) = 3.4641
+    assert result["players"] == 3 and result["mean"] == pytest.approx(0.7)
+    assert result["statistic"] == pytest.approx(0.2 / (0.1 / math.sqrt(3)))
+    # ν = 2 has a closed-form CDF: F(t) = 1/2 + t / (2·sqrt(2 + t²))
+    t = result["statistic"]
+    assert result["p"] == pytest.approx(0.5 - t / (2 * math.sqrt(2 + t * t)))
+
+
 def test_d_prime_and_c_use_the_log_linear_correction():
     answers = answers_from([("gan", "synthetic", "sure", 30), ("gan", "real", "sure", 10),
                             ("real", "synthetic", "sure", 10), ("real", "real", "sure", 30)])
