@@ -139,14 +139,19 @@ def export_game(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     page = selectors.game_stats_cached()
     tables = selectors.game_tables_cached()
-    if page is None or tables is None or page["fingerprint"] != selectors.game_fingerprint():
+    # A live game is never quite up to date: rather than recompute everything in the request (all answers
+    # in memory), the export takes the cached statistics and the answers they were computed from.
+    if page is None or tables is None or page.get("answered_until") is None:
         page, tables = services.game_stats_compute()
-    resources = write_table(folder, "answers", schema.ANSWERS, selectors.game_answer_chunks())
+    until = page["answered_until"]
+    resources = write_table(folder, "answers", schema.ANSWERS,
+                            selectors.game_answer_chunks(until=until) if until else iter(()))
     resources += write_table(folder, "tiles", schema.GAME_TILE_SUMMARY, [tables["tiles"]])
     resources += write_table(folder, "players", schema.PER_PLAYER, [tables["players"]])
     resources += write_results(folder, page["result"], page["figures"], {
         "results": "The game's statistics (format rnagan-stats/1): accuracy against chance, by source and tissue, "
-                   "signal detection, ROC, learning, fool rates, exposures."})
+                   "signal detection, ROC, learning, fool rates, exposures; computed from the answers in "
+                   f"answers.csv (answered up to {until.isoformat() if until else 'none yet'})."})
     write_datapackage(folder, name="rnagan-game", title="RNA-GAN game answers",
                       description="Every answered round of the public real-or-synthetic game, players and games "
                                   "as salted hashes, with per-tile and per-player summaries and the statistics.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
+from datetime import datetime
 
 import pandas as pd
 from django.conf import settings
@@ -62,14 +63,16 @@ def _anonymise(rows: list[tuple], salt: str) -> pd.DataFrame:
     return frame[ANSWER_COLUMNS]
 
 
-def game_answer_chunks(*, salt: str | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Every answered round, oldest first, in frames of at most `chunk_rows` (a server-side cursor on
-    PostgreSQL, so memory stays flat however many answers there are)."""
+def game_answer_chunks(*, salt: str | None = None, until: datetime | None = None,
+                       chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Every answered round (answered at or before `until`, when given), oldest first, in frames of at most
+    `chunk_rows` (a server-side cursor on PostgreSQL, so memory stays flat however many answers there are)."""
     salt = salt if salt is not None else settings.RNAGAN_EXPORT_SALT
+    bound = "" if until is None else "AND r.answered_at <= %s"
     sql = ("SELECT r.game_id, g.session_key, t.public_id, r.source, t.tissue, r.answer, r.confidence, "
-           f"r.correct, r.position, r.answered_at {_ANSWERED} ORDER BY r.id")
+           f"r.correct, r.position, r.answered_at {_ANSWERED} {bound} ORDER BY r.id")
     with connection.chunked_cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, [] if until is None else [until])
         while rows := cursor.fetchmany(chunk_rows):
             yield _anonymise(rows, salt)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+import pandas as pd
 from django.core.cache import cache
 from django.db import transaction
 
@@ -22,7 +23,10 @@ def game_stats_compute(*, fingerprint: list | None = None) -> tuple[dict, dict]:
     result = report.analyse_game(answers, exposures, selectors.expert_tile_quality())
     drawn = [{"name": d.name, "svg": d.svg, "caption": d.caption} for d in figures.game_figures(result)]
     tables = {"tiles": game.tile_summary(answers, exposures), "players": game.per_player(answers)}
-    page = {"result": result, "figures": drawn, "fingerprint": fingerprint or selectors.game_fingerprint()}
+    latest = answers["answered_at"].max() if len(answers) else None
+    page = {"result": result, "figures": drawn, "fingerprint": fingerprint or selectors.game_fingerprint(),
+            # The exports write the answers up to here, so their tables and the cached result agree.
+            "answered_until": None if latest is None or pd.isna(latest) else latest.to_pydatetime()}
     return page, tables
 
 

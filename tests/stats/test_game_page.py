@@ -128,3 +128,13 @@ def test_recompute_now_queues_the_task_after_commit(staff_client, full_catalog, 
     assert response.status_code == 302 and len(callbacks) == 1
     assert selectors.game_stats_cached()["result"]["answers"] == 10
     assert staff_client.get(reverse("stats:refresh")).status_code == 405  # GET never recomputes
+
+
+def test_the_export_holds_the_answers_the_cached_statistics_rest_on(tmp_path, full_catalog):
+    played_games(2)
+    services.game_stats_refresh()
+    played_games(1)  # answered after the last refresh: the export must not mix them in
+    call_command("export_scores", "--game", "--out", str(tmp_path / "game"), stdout=io.StringIO())
+    results = json.loads((tmp_path / "game" / "results.json").read_text())
+    answers = pd.read_csv(tmp_path / "game" / "answers.csv")
+    assert results["answers"] == len(answers) == 20
