@@ -7,6 +7,7 @@ the table when they are written.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,12 @@ pytestmark = pytest.mark.django_db
 
 def project_commands() -> dict[str, str]:
     """Command name → app name, for the apps whose code lives in this repository."""
-    ours = {a.name for a in apps.get_app_configs() if Path(a.path).resolve().is_relative_to(ROOT)}
+    # The virtual environment may live inside the checkout (`make` puts it in .venv/): its apps are not ours.
+    venv = Path(sys.prefix).resolve()
+    ours = {
+        a.name for a in apps.get_app_configs()
+        if Path(a.path).resolve().is_relative_to(ROOT) and not Path(a.path).resolve().is_relative_to(venv)
+    }
     return {name: app for name, app in get_commands().items() if app in ours}
 
 
@@ -76,6 +82,23 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["MISSING", "--name", "x"],
         ["EMPTY_DIR", "--name", "x"],
         ["CORRUPT_RUN", "--name", "corrupt"],
+    ],
+    "export_scores": [
+        [],
+        ["--study", "nope", "--out", "MISSING"],
+        ["--game", "--out", "A_FILE"],
+        ["--study", "nope", "--game", "--out", "MISSING"],
+    ],
+    "study_import": [
+        [],
+        ["--study", "nope", "--ratings", "MISSING"],
+        ["--study", "nope", "--ratings", "A_FILE"],
+    ],
+    "study_stats": [
+        [],
+        ["--ratings", "MISSING"],
+        ["--ratings", "A_FILE"],
+        ["--study", "nope"],
     ],
     "demo": [
         ["--port", "0"],

@@ -6,13 +6,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from stats import exports
 from studies.models import Study
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Write a study's or the game's export (CSV, Parquet, results JSON, SVG figures, datapackage.json)."
 
     def add_arguments(self, parser):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from stats.analysis import files, schema
 from stats.imports import study_ratings_import
 from studies.models import Study
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = ("Load a ratings file (CSV or Parquet, the export's rating columns; `tile` = the study's tile codes) "
             "into a study, all or nothing.")
 

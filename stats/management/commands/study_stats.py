@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.template.loader import render_to_string
 
+from config.commands import ProjectCommand
 from stats import presenting, selectors
 from stats.analysis import files, report, schema
 from studies.models import Study
@@ -36,7 +37,7 @@ def render_report(result: dict, *, title: str) -> str:
     })
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Run the study analysis (paired tests, mixed model, agreement, …) on a study or a ratings file."
 
     def add_arguments(self, parser):
