@@ -100,6 +100,26 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["--ratings", "A_FILE"],
         ["--study", "nope"],
     ],
+    "study_create": [
+        [],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", "0"],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", "1"],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", str(10**30)],
+        ["--name", "not a slug", "--tissues", "Lung", "--per-cell", "1"],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", "1", "--selection", "best-of"],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", "1", "--sources", "photo"],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", "1", "--seed", str(2**64)],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", "1", "--cover-file", "MISSING"],
+        ["--name", "x", "--tissues", "Lung", "--per-cell", "1", "--cover-file", "A_FILE"],
+    ],
+    "study_invite": [
+        [],
+        ["--study", "nope", "--n", "1"],
+        ["--study", "nope", "--n", "many"],
+    ],
+    "study_demo": [
+        [],  # the test database's catalog is empty: the demo study cannot be drawn
+    ],
     "demo": [
         ["--port", "0"],
         ["--port", "70000"],

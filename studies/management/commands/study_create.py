@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from studies import selectors, services
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Create a blinded rating study from the active tile catalog."
 
     def add_arguments(self, parser):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.urls import reverse
 
+from config.commands import ProjectCommand
 from generation.demo import TISSUES
 from studies import services
 from studies.models import Study
@@ -21,7 +22,7 @@ NAME = "demo-study"
 STAFF_USER = "staff"
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Create the demo rating study (once) and print three rater links and a staff login."
 
     def add_arguments(self, parser):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.urls import reverse
 
+from config.commands import ProjectCommand
 from studies import services
 from studies.models import Study
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Invite raters to a study: each gets a private link (their only credential)."
 
     def add_arguments(self, parser):
