@@ -42,7 +42,8 @@ def test_a_rater_completes_the_study_by_keyboard_resumes_and_revises(browser, li
     page = context.new_page()
     page.on("response", _recorder(received))
     page.goto(link)
-    page.keyboard.type("neuropathology")  # the first field has the focus
+    expect(page.locator("input[name=specialty]")).to_be_focused()  # autofocus, once the page has loaded
+    page.keyboard.type("neuropathology")
     page.keyboard.press("Tab")
     page.keyboard.type("9")
     page.keyboard.press("Enter")
