@@ -27,6 +27,7 @@ def _recorder(log: list[bytes]):
 
 
 def _answer_by_keys(page, *, quality: str, artifacts: str = "N"):
+    expect(page.locator("[data-rating-form][data-keys=ready]")).to_have_count(1)
     page.keyboard.press("L")  # Lung
     page.keyboard.press(quality)
     page.keyboard.press(artifacts)
@@ -66,6 +67,7 @@ def test_a_rater_completes_the_study_by_keyboard_resumes_and_revises(browser, li
     page.click("text=Previous item")
     expect(page.locator("[data-position]")).to_have_text("Item 8 of 20")
     expect(page.locator("input[name=quality][value='4']")).to_be_checked()
+    expect(page.locator("[data-rating-form][data-keys=ready]")).to_have_count(1)
     page.keyboard.press("Z")
     assert page.evaluate("document.querySelector('img[data-tile]').getBoundingClientRect().width") == 2 * size
     _answer_by_keys(page, quality="2", artifacts="Y")  # changed: a second revision

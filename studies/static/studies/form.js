@@ -28,4 +28,5 @@
     const radio = form.querySelector(`input[type=radio][data-key="${CSS.escape(key)}"]`);
     if (radio) { radio.checked = true; radio.focus(); event.preventDefault(); }
   });
+  form.dataset.keys = "ready";  // the keys work from here (tests wait for it)
 })();
