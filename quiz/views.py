@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from generation.serving import blinded_etag, blinded_tile_response
 from quiz import selectors, services
+from quiz.audit import audit_requested
 from quiz.forms import StartForm
 from quiz.models import Game
 from quiz.pool import pool_status
@@ -44,7 +45,8 @@ def start(request: HttpRequest) -> HttpResponse:
     if request.session.session_key is None:
         request.session.save()
     try:
-        game = services.game_start(session_key=request.session.session_key, nickname=nickname)
+        game = services.game_start(session_key=request.session.session_key, nickname=nickname,
+                                   audit=audit_requested(request.POST.get("audit", "")))
     except (services.PoolTooSmall, services.PoolChanged) as refusal:
         return _home(request, form, error=str(refusal), status=refusal.status)
     return redirect("quiz:play", token=game.token)

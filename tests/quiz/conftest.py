@@ -63,11 +63,12 @@ class Catalog:
         )
         return checkpoint
 
-    def add(self, source: str, tissue: str, count: int = 1) -> list[Tile]:
+    def add(self, source: str, tissue: str, count: int = 1, *, look: str | None = None) -> list[Tile]:
+        """`look`: draw the content as this source's (default: its own)."""
         checkpoint = None if source == "real" else self.checkpoint(source, tissue)
         made = []
         for _ in range(count):
-            data = tile_jpeg(self.rng, source)
+            data = tile_jpeg(self.rng, look or source)
             digest = hashlib.sha256(data).hexdigest()
             name = default_storage.save(f"{self.folder}/{digest[:16]}.jpg", ContentFile(data))
             made.append(Tile(source=source, tissue=tissue, image=name, sha256=digest, width=256, height=256,
