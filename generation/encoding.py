@@ -4,7 +4,7 @@ A served file may differ between sources only in what its pixels show. docs/cont
 for every tile") sets the two chains side by side:
 
 - real tiles from a tile store (`import_tiles --lmdb`): the store's JPEG bytes, written by the one store
-  encoder (`training.jpeg.encode_store_jpeg`, q90 4:2:0) from the slide's decoded pixels, *are* the
+  encoder (`training.data.jpeg.encode_store_jpeg`, q90 4:2:0) from the slide's decoded pixels, *are* the
   catalog file: no second encoding. A store tile larger than the catalog size is downsampled (Lanczos)
   and encoded once more by the same encoder; a smaller one is refused.
 - synthetic tiles: the generator's pixels, exactly the catalog size (never resized), get a JPEG round
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
+from training.data.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def store_history(path: str | Path, *, tissue: str | None = None) -> JpegHistory
 
     Raises FileNotFoundError naming the path when there is no store there.
     """
-    from training.tiles import TileStore
+    from training.data.tile_store import TileStore
 
     with TileStore(path) as store:
         records = [r for r in store.slides().values() if r.get("status") == "complete"

@@ -41,7 +41,7 @@ def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[bytes, TileOrigin]]: 
     The bytes become the catalog's files unchanged, so the store must have been written at the catalog's
     JPEG quality; any other is refused, naming the store and slide.
     """
-    from training.tiles import TileStore
+    from training.data.tile_store import TileStore
 
     try:
         store = TileStore(path)

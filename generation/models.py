@@ -45,7 +45,7 @@ class Checkpoint(models.Model):
     weights_sha256 = models.CharField(max_length=64)
     config = models.JSONField(default=dict)
     vae_run_dir = models.CharField(max_length=1024, blank=True, help_text="the β-VAE run an RNA-GAN needs")
-    # training.jpeg.JpegHistory of the slides its training tiles were cut from ({quality, subsampling,
+    # training.data.jpeg.JpegHistory of the slides its training tiles were cut from ({quality, subsampling,
     # colorspace, exact}); its tiles get a JPEG round trip like it before the store encoder. Null: the
     # slides' compression left no trace in the tiles (not JPEG, or resampled).
     source_jpeg = models.JSONField(null=True, blank=True)

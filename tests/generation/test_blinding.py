@@ -14,7 +14,7 @@ from generation.imports import TileSourceError, real_tiles_import_folder
 from generation.models import Tile
 from generation.services import TileOrigin, tiles_create
 from tests.generation.conftest import he_like_tile
-from training.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
+from training.data.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
 
 pytestmark = pytest.mark.django_db
 

@@ -24,9 +24,9 @@ from generation.models import GenerationJob, Tile
 from generation.services import checkpoint_register, generation_job_create
 from generation.serving import blinded_tile_response, jpeg_without_metadata
 from tests.generation.conftest import make_gan_run
-from training.tiling import tile_slides
-from training.tiling_params import TilingParams
-from training.wsi import write_pyramidal_tiff
+from training.data.tiling import tile_slides
+from training.data.tiling_params import TilingParams
+from training.data.wsi import write_pyramidal_tiff
 
 pytestmark = pytest.mark.django_db
 
@@ -103,7 +103,7 @@ def both_paths(rendered_store, tmp_path, media_root, monkeypatch):
     def test_generator(loaded, n, expression=None, seeds=None, **kwargs):
         return np.stack([rendered[index_of[seed]] for seed in seeds])
 
-    monkeypatch.setattr("training.sample.generate", test_generator)
+    monkeypatch.setattr("training.inference.generate.generate", test_generator)
     job = generation_job_create(checkpoint=checkpoint, requested=len(rendered), seed=0)
     assert generation_job_run(job_pk=job.pk).status == GenerationJob.Status.DONE
     return {"real": list(Tile.objects.filter(source="real")), "synthetic": list(Tile.objects.filter(source="gan"))}
@@ -123,7 +123,7 @@ def test_real_and_synthetic_files_from_the_same_renderer_cannot_be_told_apart(bo
 
 
 def test_the_same_audit_separates_the_chain_as_it_was(rendered_store):
-    from training.tiles import TileStore, decode_jpeg
+    from training.data.tile_store import TileStore, decode_jpeg
 
     path, rendered = rendered_store
     with TileStore(path) as store:

@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from generation.models import Checkpoint, Tile
 from quiz import services
 from quiz.pool import pool_forget
-from training.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
+from training.data.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
 
 
 @pytest.fixture(autouse=True)
