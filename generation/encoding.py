@@ -104,13 +104,17 @@ def store_tile(jpeg: bytes, size: int, *, name: str) -> EncodedTile:
 def store_history(path: str | Path, *, tissue: str | None = None) -> JpegHistory | None:
     """The JPEG history most of a tile store's complete slides (of `tissue`, when given) share.
 
-    Raises FileNotFoundError naming the path when there is no store there.
+    Raises FileNotFoundError naming the path when there is no store there, ValueError when the store
+    predates the history records.
     """
     from training.data.tile_store import TileStore
 
     with TileStore(path) as store:
         records = [r for r in store.slides().values() if r.get("status") == "complete"
                    and (tissue is None or r.get("tissue") in (None, "", tissue))]
+    if any("jpeg_history" not in r for r in records):
+        raise ValueError(f"{path}: tiled before slides' JPEG history was recorded; run `rnagan tile-slides` on "
+                         "it again (finished slides are redone once to record it)")
     found = Counter(
         tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in r["jpeg_history"].items()))
         if r.get("jpeg_history") else None

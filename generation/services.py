@@ -165,6 +165,8 @@ def checkpoint_register(*, run_dir: str, name: str, tiles: str | None = None) ->
     store = tiles or config.get("tiles")
     try:
         history = store_history(store, tissue=loaded.tissue) if store else None
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     except FileNotFoundError:
         raise CheckpointError(
             f"{run}: cannot read the tile store {store} its generator was trained on, which tells the JPEG "

@@ -262,8 +262,9 @@ def tile_slides(paths: Sequence[Path], out: str | os.PathLike[str], params: Tili
             record = {"slide_id": slide_id, "source": str(path.resolve()), "source_bytes": path.stat().st_size,
                       "tissue": tissue, "params": params_dict}
             old = writer.slide_record(slide_id)
+            # A slide tiled before its JPEG history was recorded is tiled again (the catalog needs it).
             if (old and old["status"] == "complete" and old["params"] == params_dict
-                    and old["source_bytes"] == record["source_bytes"]):
+                    and old["source_bytes"] == record["source_bytes"] and "jpeg_history" in old):
                 summary.skipped.append(slide_id)
                 if old.get("tissue") != tissue:
                     writer.put_record(slide_id, {**old, "tissue": tissue})
