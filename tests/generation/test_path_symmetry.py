@@ -118,6 +118,7 @@ def test_real_and_synthetic_files_from_the_same_renderer_cannot_be_told_apart(bo
         features.append(tile_features(body, headers))
         labels.append(tile.source != "real")
     aucs = audit_families(features, labels)
+    print("\n".join(a.line() for a in aucs.values()))  # the figures the README quotes (pytest -s)
     for family in "abc":
         assert aucs[family].auc <= 0.6, aucs[family].line()
 
@@ -132,4 +133,5 @@ def test_the_same_audit_separates_the_chain_as_it_was(rendered_store):
     synthetic = [old_catalog_encoder(rgb) for rgb in rendered]
     features = [tile_features(*served_as_before(data)) for data in real + synthetic]
     aucs = audit_families(features, [False] * len(real) + [True] * len(synthetic))
+    print("\n".join(a.line() for a in aucs.values()))
     assert aucs["c"].auc > 0.9, aucs["c"].line()
