@@ -30,19 +30,21 @@ def test_each_round_has_its_own_source_and_the_stored_truth_is_the_tiles(full_ca
     assert all(r.source == r.tile.source for r in rounds)
 
 
-def test_sources_are_drawn_independently_half_real_and_the_count_is_not_fixed():
-    # 2,000 games of 20 rounds, dealt from the source draw itself (no catalog needed to test the draw).
-    import random
-
-    rng = random.Random(0)
-    games = [services.draw_sources(20, rng) for _ in range(2000)]
-    draws = [source for game in games for source in game]
-    counts = Counter(draws)
-    assert abs(counts["real"] / len(draws) - 0.5) <= 0.02
-    assert abs(counts["gan"] / len(draws) - 0.25) <= 0.02 and abs(counts["rnagan"] / len(draws) - 0.25) <= 0.02
+def test_over_2000_dealt_games_half_the_tiles_are_real_and_the_count_is_not_fixed():
+    # deal() is pure over a pool, so 2,000 games are dealt here without a database.
+    ids = iter(range(1, 10**6))
+    the_pool = pool.Pool.from_rows((next(ids), source, tissue) for source in ("real", "gan", "rnagan")
+                                   for tissue in ("lung", "colon") for _ in range(30))
+    source_of = {tile: cell[0] for cell, tiles in the_pool.cells.items() for tile in tiles}
+    games = [[source_of[tile] for tile, _ in services.deal(the_pool, n=20, seen=set(), seed=seed)]
+             for seed in range(2000)]
+    draws = Counter(source for game in games for source in game)
+    total = sum(draws.values())
+    assert abs(draws["real"] / total - 0.5) <= 0.02
+    assert abs(draws["gan"] / total - 0.25) <= 0.02 and abs(draws["rnagan"] / total - 0.25) <= 0.02
     real_per_game = Counter(game.count("real") for game in games)
     assert len(real_per_game) >= 8  # not a quota: anything from a few to most
-    # Counting cannot help: the last round's source does not depend on how many real tiles came before.
+    # Counting cannot help: the last round is real as often after many real rounds as after few.
     after_many = [g[-1] for g in games if g[:-1].count("real") >= 12]
     after_few = [g[-1] for g in games if g[:-1].count("real") <= 7]
     assert abs(after_many.count("real") / len(after_many) - after_few.count("real") / len(after_few)) < 0.15
