@@ -57,8 +57,9 @@ def test_the_audit_fails_when_synthetic_files_are_encoded_differently(blinded_ca
         image.save(out, format="JPEG", quality=85, progressive=True)
         default_storage.delete(tile.image.name)
         default_storage.save(tile.image.name, ContentFile(out.getvalue()))
-    with pytest.raises(CommandError, match=r"blinding audit failed: \(b\) AUC 1\.000"):
+    with pytest.raises(CommandError, match=r"blinding audit failed: \(b\) AUC 1\.000") as failed:
         call_command("audit_blinding", "--n", "200")
+    assert failed.value.returncode == 3  # a finding, not bad input (2)
     assert "FAIL" in capsys.readouterr().out
 
 

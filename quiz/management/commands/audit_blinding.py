@@ -4,8 +4,9 @@ told without looking at the tissue?
 Plays scripted audit games through the site's own URLs (they use no exposures and never count in the
 crowd statistics or the leaderboard), keeps every tile and its response headers as a browser receives
 them, and reports the 5-fold cross-validated AUC of real-vs-synthetic for each family of features in
-generation/forensics.py, with a bootstrap 95 % interval, plus the memorisation exposure. Exits with an
-error when any of (a)–(c) is above the threshold; (d) measures the generators, not the blinding.
+generation/forensics.py, with a bootstrap 95 % interval, plus the memorisation exposure. Exits with
+status 3 when any of (a)–(c) is above the threshold (2: bad arguments, as every project command); (d)
+measures the generators, not the blinding.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from generation.forensics import FAMILIES, audit_families, tile_features
 from quiz.audit import AuditError, audit_play
 
 BLINDING_FAMILIES = ("a", "b", "c")
 
 
-class Command(BaseCommand):
+# Exit status when the audit ran and found a leak: not "bad input" (2) nor a bug (1).
+AUDIT_FAILED_STATUS = 3
+
+
+class Command(ProjectCommand):
     help = "Audit the quiz's blinding: AUC of real-vs-synthetic from headers, JPEG structure and history."
 
     def add_arguments(self, parser):
@@ -79,4 +85,4 @@ class Command(BaseCommand):
             tmp.replace(path)
         if over:
             raise CommandError(f"blinding audit failed: {', '.join(f'({f}) AUC {aucs[f].auc:.3f}' for f in over)} "
-                               f"above {threshold}")
+                               f"above {threshold}", returncode=AUDIT_FAILED_STATUS)
