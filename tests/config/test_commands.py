@@ -120,6 +120,11 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
     "study_demo": [
         [],  # the test database's catalog is empty: the demo study cannot be drawn
     ],
+    "audit_blinding": [
+        ["--n", "5"],
+        ["--n", "many"],
+        ["--threshold", "2"],
+    ],
     "demo": [
         ["--port", "0"],
         ["--port", "70000"],
