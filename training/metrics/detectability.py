@@ -30,6 +30,7 @@ class DetectConfig:
     width: int = 16
     image_size: int = 64
     max_per_class: int = 1000
+    min_steps: int = 150
     seed: int = 0
 
 
@@ -42,18 +43,24 @@ def small_cnn(width: int, classes: int) -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes))
 
 
+MIN_STEPS = 150  # small sets get more epochs: BatchNorm's running statistics need that many steps to settle
+
+
 def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
-                   lr: float, gen: torch.Generator) -> nn.Module:
-    """Adam with a one-cycle schedule, cross-entropy, flips/quarter turns; returns the model in eval mode."""
+                   lr: float, gen: torch.Generator, min_steps: int = MIN_STEPS) -> nn.Module:
+    """Adam with a one-cycle schedule, cross-entropy, flips/quarter turns; returns the model in eval mode.
+    Runs `epochs` epochs, or more when that is under `min_steps` optimiser steps."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = max(1, int(np.ceil(len(x) / batch_size)))
+    epochs = max(epochs, int(np.ceil(min_steps / steps)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps * epochs)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
         for b in range(steps):
             idx = order[b * batch_size : (b + 1) * batch_size]
-            if len(idx) < 2:  # BatchNorm needs two samples
+            if len(idx) < 2:  # BatchNorm needs two samples; keep the schedule's step count anyway
+                sched.step()
                 continue
             loss = F.cross_entropy(model(_augment(x[idx], gen) * 2 - 1), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -85,7 +92,8 @@ def detectability(real: np.ndarray, fake: np.ndarray, config: DetectConfig = Det
         torch.manual_seed(config.seed + k)
         gen = torch.Generator().manual_seed(config.seed + k)
         model = fit_classifier(small_cnn(config.width, 2), x[train], torch.as_tensor(y[train]),
-                               epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, gen=gen)
+                               epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, gen=gen,
+                               min_steps=config.min_steps)
         accuracies.append(float((predict_proba(model, x[test]).argmax(1) == y[test]).mean()))
     return {"accuracy": float(np.mean(accuracies)), "accuracy_sd": float(np.std(accuracies)),
             "folds": accuracies, "tiles_per_class": int(n), "config": asdict(config)}

@@ -168,10 +168,11 @@ class InceptionFeatures:
 class EncoderConfig:
     image_size: int = 64
     width: int = 32
-    feature_dim: int = 128
+    feature_dim: int = 64  # few held-out tiles per tissue: a covariance of more dimensions is singular
     epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3
+    min_steps: int = 300  # small sets get more epochs: BatchNorm statistics need steps to settle
     seed: int = 0
 
 
@@ -221,10 +222,11 @@ def train_encoder(tiles: np.ndarray, labels: Sequence[int], config: EncoderConfi
     x_all = resize_batch(to_float(tiles), config.image_size)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps = max(1, len(x_all) // config.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps * config.epochs)
+    epochs = max(config.epochs, -(-config.min_steps // steps))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps * epochs)
     gen = torch.Generator().manual_seed(config.seed)
     model.train()
-    for epoch in tqdm(range(config.epochs), desc="in-domain encoder", disable=not progress, leave=False):
+    for epoch in tqdm(range(epochs), desc="in-domain encoder", disable=not progress, leave=False):
         order = torch.randperm(len(x_all), generator=gen)
         correct = total = 0
         for b in range(steps):
@@ -237,7 +239,7 @@ def train_encoder(tiles: np.ndarray, labels: Sequence[int], config: EncoderConfi
             sched.step()
             correct += int((logits.argmax(1) == labels_t[idx]).sum())
             total += len(idx)
-        if log and epoch == config.epochs - 1:
+        if log and epoch == epochs - 1:
             log(f"in-domain encoder: {classes} slides, training accuracy {correct / max(total, 1):.2f}")
     return Encoder(model.eval(), config, classes)
 

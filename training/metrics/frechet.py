@@ -32,11 +32,13 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"feature sizes differ: {mu1.shape} vs {mu2.shape}")
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        # A singular product (fewer samples than dimensions): regularise both, as pytorch-fid does.
+    product = sigma1 @ sigma2
+    if np.linalg.matrix_rank(product) < len(product):
+        # Singular (fewer samples than dimensions): regularise both, as pytorch-fid does when its first
+        # square root fails; checked up front so scipy does not warn about a case handled here.
         offset = np.eye(len(sigma1)) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        product = (sigma1 + offset) @ (sigma2 + offset)
+    covmean = linalg.sqrtm(product)
     if np.iscomplexobj(covmean):
         # sqrtm of a product of PSD matrices is real up to rounding; a large imaginary part is a bug.
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3 * max(1.0, np.abs(covmean).max())):

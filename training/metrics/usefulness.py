@@ -24,6 +24,7 @@ class UsefulConfig:
     batch_size: int = 64
     lr: float = 1e-3
     image_size: int = 64
+    min_steps: int = 150
     seed: int = 0
 
 
@@ -55,7 +56,8 @@ def train_test(train_tiles: np.ndarray, train_labels: np.ndarray, test_tiles: np
     x = resize_batch(to_float(train_tiles), config.image_size)
     gen = torch.Generator().manual_seed(config.seed)
     model = fit_classifier(model, x, torch.as_tensor(np.asarray(train_labels), dtype=torch.long),
-                           epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, gen=gen)
+                           epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, gen=gen,
+                           min_steps=config.min_steps)
     proba = predict_proba(model, resize_batch(to_float(test_tiles), config.image_size))
     return classification_scores(np.asarray(test_labels), proba)
 

@@ -14,7 +14,7 @@ def test_detectability_catches_flat_grey_fakes(small_cohort):
     _, real, _ = small_cohort
     rng = np.random.default_rng(0)
     fake = np.clip(rng.normal(128, 10, size=real.shape), 0, 255).astype(np.uint8)
-    result = detectability(real, fake, DetectConfig(folds=3, epochs=4, batch_size=16, width=8))
+    result = detectability(real, fake, DetectConfig(folds=3, epochs=4, batch_size=16, width=8, min_steps=0))
     assert result["accuracy"] > 0.9 and len(result["folds"]) == 3
 
 
@@ -34,5 +34,5 @@ def test_resnet_learns_two_obviously_different_tissues():
 
     x = np.concatenate([tiles((200, 80, 160), 24), tiles((80, 60, 200), 24)])
     y = np.repeat([0, 1], 24)
-    scores = train_test(x, y, x[::3], y[::3], UsefulConfig(epochs=3, batch_size=16, image_size=32))
+    scores = train_test(x, y, x[::3], y[::3], UsefulConfig(epochs=3, batch_size=16, image_size=32, min_steps=0))
     assert scores["accuracy"] == 1.0 and scores["auc"] == 1.0

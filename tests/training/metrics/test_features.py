@@ -57,7 +57,7 @@ def test_the_encoder_separates_slides_and_reloads_identically(small_cohort, tmp_
     truth, tiles, owners = small_cohort
     airy = truth.set_index("sample_id")["airspace_fraction"]
     labels = [int(airy[o] > airy.median()) for o in owners]  # two groups of samples that look different
-    encoder = train_encoder(tiles, labels, EncoderConfig(epochs=30, batch_size=16, width=8, feature_dim=16, lr=5e-3))
+    encoder = train_encoder(tiles, labels, EncoderConfig(epochs=30, batch_size=16, width=8, feature_dim=16, lr=5e-3, min_steps=0))
     from training.metrics.features import resize_batch, to_float
 
     with torch.no_grad():
