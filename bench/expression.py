@@ -86,7 +86,7 @@ def main() -> None:
         # (`rnagan prepare-expression` adds only the CLI's start-up, which imports every command module.)
         code = (
             "import sys; from pathlib import Path; "
-            "from training.expression import PrepareConfig, prepare_expression; "
+            "from training.data.expression import PrepareConfig, prepare_expression; "
             "import time; t, c = time.perf_counter(), time.process_time(); "
             "prepare_expression(PrepareConfig(gct=Path(sys.argv[1]), attributes=Path(sys.argv[2]), "
             "genes=Path(sys.argv[3]), out=Path(sys.argv[4]), tissues=tuple(sys.argv[5:]), overwrite=True)); "

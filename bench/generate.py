@@ -1,10 +1,10 @@
 """Generation throughput: tiles/s and GFLOP/s of the generator, before any image encoding.
 
-Two figures: the generator forward alone on device-resident inputs, and `training.sample.generate`
+Two figures: the generator forward alone on device-resident inputs, and `training.inference.generate.generate`
 end to end (each tile's seeded CPU noise, the forward, uint8 NHWC back on the host). On CUDA: bf16
 autocast, channels_last, torch.compile; default paper-sized generator at 256 px with random weights
 (target on one H100: ≥ 40,000 tiles/s). On CPU the default is the small preset at batch 16. FLOPs per
-tile come from training.gan.generator_flops (equal to torch.utils.flop_counter's count).
+tile come from training.networks.gan.generator_flops (equal to torch.utils.flop_counter's count).
 
     .venv/bin/python bench/generate.py
     .venv/bin/python bench/generate.py --run runs/rnagan-lung --n 4096 --batch-size 512
@@ -23,12 +23,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.commands.gan import GAN_PRESETS  # noqa: E402
-from training.gan import Generator, UpConv, count_parameters, generator_flops, init_weights  # noqa: E402
-from training.presets import build_config  # noqa: E402
-from training.runs import save_config, save_weights  # noqa: E402
-from training.sample import generate, load_generator, to_uint8_nhwc  # noqa: E402
-from training.train_gan import GANTrainConfig  # noqa: E402
+from training.cli.gan import GAN_PRESETS  # noqa: E402
+from training.cli.presets import build_config  # noqa: E402
+from training.inference.generate import generate, load_generator
+from training.loops.gan_config import GANTrainConfig
+from training.networks.gan import Generator, UpConv, count_parameters, generator_flops, init_weights  # noqa: E402
+from training.utils.images import to_uint8_nhwc
+from training.utils.runs import save_config, save_weights  # noqa: E402
 
 
 def random_run(folder: Path, preset: str) -> Path:

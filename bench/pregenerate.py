@@ -34,8 +34,8 @@ MODELS = {
 def make_run(run: Path, model: str) -> Path:
     import torch
 
-    from training.gan import GANConfig, Generator, count_parameters, generator_flops, init_weights
-    from training.sample import save_generator_run
+    from training.inference.generate import save_generator_run
+    from training.networks.gan import GANConfig, Generator, count_parameters, generator_flops, init_weights
 
     config = GANConfig(**MODELS[model])
     torch.manual_seed(0)
@@ -122,19 +122,19 @@ def main() -> int:
                 spent[name] += time.perf_counter() - t
         return wrapper
 
-    import training.sample
+    import training.inference.generate
 
-    training.sample.generate = timed("generate", training.sample.generate)
+    training.inference.generate.generate = timed("generate", training.inference.generate.generate)
     services.ThreadPoolExecutor = _timed_pool(spent)
     services.Tile.objects.bulk_create = timed("rows", services.Tile.objects.bulk_create)
 
     # Warm-up: load the checkpoint, first CUDA kernels, first queries.
-    warm = generation_job_create(checkpoint=checkpoint, requested=min(batch, 64), queue="bench-unconsumed")
+    warm = generation_job_create(checkpoint=checkpoint, requested=min(batch, 64))
     jobs.generation_job_run(job_pk=warm.pk, batch_size=batch)
     for key in spent:
         spent[key] = 0.0
 
-    job = generation_job_create(checkpoint=checkpoint, requested=n, queue="bench-unconsumed")
+    job = generation_job_create(checkpoint=checkpoint, requested=n)
     started = time.perf_counter()
     job = jobs.generation_job_run(job_pk=job.pk, batch_size=batch)
     elapsed = time.perf_counter() - started

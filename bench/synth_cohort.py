@@ -31,7 +31,7 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from training.histology import render_slide, tissue_profile
+    from training.synthetic.histology import render_slide, tissue_profile
 
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for tissue in ("Lung", "Brain - Cortex"):

@@ -34,10 +34,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import training.tiles  # noqa: E402,F401  (tile_slides imports it, and torch, lazily: keep that out of the timings)
-from training.slides import SlideSource  # noqa: E402
-from training.tiling import TilingParams, contrast, tile_slides  # noqa: E402
-from training.wsi import write_pyramidal_tiff  # noqa: E402
+from training.data.slides import SlideSource  # noqa: E402
+from training.data.tiling import contrast, tile_slides  # noqa: E402
+from training.data.tiling_params import TilingParams  # noqa: E402
+from training.data.wsi import write_pyramidal_tiff  # noqa: E402
 
 VAR = Path(os.environ.get("RNAGAN_VAR_DIR", ROOT / "var")) / "bench"
 PINK, PURPLE, GLASS = (np.array(c, np.float32) for c in ((232, 160, 195), (110, 60, 150), (242, 240, 244)))

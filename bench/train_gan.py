@@ -25,15 +25,15 @@ from torch.utils.flop_counter import flop_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.augment import augment  # noqa: E402
-from training.commands.gan import GAN_PRESETS  # noqa: E402
-from training.conditioning import training_input  # noqa: E402
-from training.ema import EMA  # noqa: E402
-from training.gan import Critic, Generator, count_parameters, init_weights  # noqa: E402
-from training.presets import build_config  # noqa: E402
-from training.runs import pick_device  # noqa: E402
-from training.train_gan import GANTrainConfig  # noqa: E402
-from training.wgan import train_step  # noqa: E402
+from training.cli.gan import GAN_PRESETS  # noqa: E402
+from training.cli.presets import build_config  # noqa: E402
+from training.loops.augment import augment  # noqa: E402
+from training.loops.conditioning import training_input  # noqa: E402
+from training.loops.gan_config import GANTrainConfig
+from training.loops.wgan import train_step  # noqa: E402
+from training.networks.gan import Critic, Generator, count_parameters, init_weights  # noqa: E402
+from training.utils.device import pick_device
+from training.utils.ema import EMA  # noqa: E402
 
 
 class CountFlops(TorchDispatchMode):

@@ -1,7 +1,7 @@
 """β-VAE speed: training epochs and inference (encode / decode / sample) on the paper's 19,198 genes.
 
 Writes a synthetic prepared-expression folder (two tissues, z-scored) in a temporary folder, trains
-with a preset for a few epochs through `training.train_vae.train_vae` (no figure), and times the loaded
+with a preset for a few epochs through `training.loops.train_vae.train_vae` (no figure), and times the loaded
 model's encode, decode and `sample`. On CUDA the trainer uses bf16 autocast and fused Adam.
 
     .venv/bin/python bench/train_vae.py                           # tiny preset, 300 samples, 10 epochs
@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.presets import VAE_PRESETS, build_config  # noqa: E402
-from training.scaler import fit_scaler, save_scaler  # noqa: E402
-from training.train_vae import TrainVAEConfig, train_vae  # noqa: E402
+from training.cli.presets import VAE_PRESETS, build_config  # noqa: E402
+from training.data.scaler import fit_scaler, save_scaler  # noqa: E402
+from training.loops.train_vae import TrainVAEConfig, train_vae  # noqa: E402
 
 PAPER_GENES = 19_198
 

@@ -128,12 +128,14 @@ CELERY_RESULT_BACKEND = ENV.result_backend
 CELERY_TASK_IGNORE_RESULT = ENV.result_backend is None
 if ENV.embedded_broker:
     _broker_dir = ENV.var_dir / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # kombu keeps its exchange tables in ./control unless told otherwise: keep them under var/ too.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_DEFAULT_QUEUE = "rnagan"

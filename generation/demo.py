@@ -78,7 +78,7 @@ def build_data(paths: DemoPaths, *, log: Callable[[str], None] = print) -> None:
                "--samples-per-tissue", str(COHORT["samples_per_tissue"]), "--genes", str(COHORT["genes"]),
                "--slide-size", str(COHORT["slide_size"]), "--seed", str(COHORT["seed"]), log=log)
     if not paths.genes.exists():
-        from training.gct import iter_gct_names
+        from training.data.gct import iter_gct_names
 
         genes = [name for name, _ in iter_gct_names(paths.cohort / "expression.gct.gz")]
         paths.genes.write_text("\n".join(genes) + "\n")
@@ -181,7 +181,8 @@ def populate_catalog(paths: DemoPaths, *, real_per_tissue: int, synthetic_per_ar
 
     from generation.imports import real_tiles_import_lmdb
     from generation.models import GenerationJob, Tile
-    from generation.services import checkpoint_register, generation_job_create
+    from generation.services import checkpoint_register
+    from generation.tasks import generation_job_submit
 
     jobs = []
     for tissue in TISSUES:
@@ -198,7 +199,7 @@ def populate_catalog(paths: DemoPaths, *, real_per_tissue: int, synthetic_per_ar
                 jobs += list(pending.values_list("pk", flat=True))
             elif have < synthetic_per_arm:
                 with transaction.atomic():
-                    job = generation_job_create(checkpoint=checkpoint, requested=synthetic_per_arm - have)
+                    job = generation_job_submit(checkpoint=checkpoint, requested=synthetic_per_arm - have)
                 jobs.append(job.pk)
     return jobs
 

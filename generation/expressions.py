@@ -11,10 +11,7 @@ import numpy as np
 import pandas as pd
 
 from generation.models import GenerationJob
-
-
-class ExpressionError(ValueError):
-    """The job's expression source cannot be resolved (unknown sample, bad file or row)."""
+from training.data.genes import ExpressionError
 
 
 @dataclass(frozen=True)

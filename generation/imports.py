@@ -35,7 +35,7 @@ def _folder_tiles(folder: Path) -> Iterator[tuple[np.ndarray, TileOrigin]]:
 def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[np.ndarray, TileOrigin]]:
     """Tiles of the store's complete slides labelled with `tissue` (or unlabelled), one slide after
     another in turn, so that a --limit draws from every slide rather than from the first few."""
-    from training.tiles import TileStore, decode_jpeg
+    from training.data.tile_store import TileStore, decode_jpeg
 
     try:
         store = TileStore(path)

@@ -20,10 +20,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from generation.expressions import ExpressionError, plan_inputs
-from generation.loader import CheckpointError, cached_generator
+from generation.loader import cached_generator
 from generation.models import Checkpoint, GenerationJob
 from generation.services import TileOrigin, tiles_create
 from generation.storage import staging_dir, staging_reconcile
+from training.utils.checkpoints import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def generation_job_run(*, job_pk: int, batch_size: int | None = None) -> Generat
             log.error("job %s failed: %s", job_pk, exc)
             return _finish(job, status=GenerationJob.Status.FAILED, error=str(exc))
 
-        from training.sample import generate
+        from training.inference.generate import generate
 
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start : start + batch_size]

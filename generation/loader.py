@@ -7,18 +7,14 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from training.utils.checkpoints import GENERATOR_FILE, CheckpointError
+
 if TYPE_CHECKING:  # the web process never needs torch: workers import it on first use
-    from training.sample import LoadedGenerator
-
-WEIGHTS_FILE = "generator_ema.safetensors"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: missing, corrupt, or not what the catalog says it is."""
+    from training.inference.generate import LoadedGenerator
 
 
 def weights_sha256(run_dir: str | Path) -> str:
-    path = Path(run_dir) / WEIGHTS_FILE
+    path = Path(run_dir) / GENERATOR_FILE
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -40,7 +36,7 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 @functools.lru_cache(maxsize=4)
 def _load(run_dir: str, sha256: str) -> LoadedGenerator:
     # The hash is part of the key: a run folder retrained in place is loaded afresh.
-    from training.sample import load_generator
+    from training.inference.generate import load_generator
 
     return load_generator(run_dir)
 
@@ -49,7 +45,7 @@ def cached_generator(run_dir: str, expected_sha256: str) -> LoadedGenerator:
     actual = weights_sha256(run_dir)
     if actual != expected_sha256:
         raise CheckpointError(
-            f"{Path(run_dir) / WEIGHTS_FILE}: weights changed since registration "
+            f"{Path(run_dir) / GENERATOR_FILE}: weights changed since registration "
             f"(sha256 {actual[:12]}…, registered {expected_sha256[:12]}…); register the checkpoint again"
         )
     try:

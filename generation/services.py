@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from generation.encoding import EncodedTile, encode_tile
+from generation.loader import cached_generator, weights_sha256
 from generation.models import Checkpoint, GenerationJob, Tile, WorkerHeartbeat, new_public_id
 from generation.storage import (
     discard,
@@ -25,6 +27,8 @@ from generation.storage import (
     staging_sweep,
     tile_relative_path,
 )
+from training.utils.checkpoints import CONFIG_FILE, CheckpointError
+from training.utils.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +113,9 @@ def tiles_deactivate(*, public_ids: Sequence[str]) -> int:
 
 def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
     """Register (or refresh) a trained run: kind and tissue come from its config; the weights must load."""
-    from pathlib import Path
-
-    from generation.loader import CheckpointError, cached_generator, weights_sha256
-    from training.io import read_json
-
     run = Path(run_dir).resolve()
-    if not (run / "config.json").exists():
-        raise CheckpointError(f"{run}: not a training run folder (no config.json)")
+    if not (run / CONFIG_FILE).exists():
+        raise CheckpointError(f"{run}: not a training run folder (no {CONFIG_FILE})")
     sha256 = weights_sha256(run)
     loaded = cached_generator(str(run), sha256)  # proves the weights load against the config
     kind = loaded.kind  # "gan" | "rnagan" | "noise", the Checkpoint.Kind values
@@ -127,7 +126,7 @@ def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
         name=name,
         defaults={
             "kind": kind, "tissue": loaded.tissue, "run_dir": str(run), "weights_sha256": sha256,
-            "config": read_json(run / "config.json"), "vae_run_dir": vae_run,
+            "config": read_json(run / CONFIG_FILE), "vae_run_dir": vae_run,
         },
     )
     return checkpoint
@@ -140,9 +139,8 @@ def generation_job_create(
     expression_source: str = GenerationJob.ExpressionSource.NONE,
     expression_ref: str = "",
     seed: int | None = None,
-    queue: str | None = None,
 ) -> GenerationJob:
-    """Create a job and queue it once the transaction commits (a worker must see the row)."""
+    """Create a job row. Sending it to a worker is generation.tasks' business (`generation_job_submit`)."""
     kinds = GenerationJob.ExpressionSource
     if requested <= 0:
         raise ValueError("a job must request at least one tile")
@@ -160,19 +158,12 @@ def generation_job_create(
         job.seed = seed
     job.full_clean()
     job.save()
-    job_queue(job=job, queue=queue)
     return job
 
 
-def job_queue(*, job: GenerationJob, queue: str | None = None) -> None:
-    from generation.tasks import run_generation_job
-
-    target = queue or settings.RNAGAN_GENERATION_QUEUE
-    transaction.on_commit(lambda: run_generation_job.apply_async(kwargs={"job_pk": job.pk}, queue=target))
-
-
-def generation_jobs_resume_stalled(*, stale_after_s: int | None = None, queue: str | None = None) -> list[int]:
-    """Queue again the jobs whose worker vanished: running but silent for long, or queued and never started."""
+def generation_jobs_claim_stalled(*, stale_after_s: int | None = None) -> list[GenerationJob]:
+    """The jobs whose worker vanished (running but silent for long, or queued and never started), touched
+    so that the next sweep leaves them alone while they are queued again."""
     stale_after_s = stale_after_s or settings.RNAGAN_JOB_STALE_AFTER_S
     staging_sweep(older_than_s=stale_after_s)
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_s)
@@ -184,12 +175,12 @@ def generation_jobs_resume_stalled(*, stale_after_s: int | None = None, queue: s
     with transaction.atomic():
         for job in stalled:
             GenerationJob.objects.filter(pk=job.pk).update(updated=timezone.now())
-            job_queue(job=job, queue=queue)
-    return [job.pk for job in stalled]
+    return stalled
 
 
-def pool_replenish(*, minimum: int | None = None, queue: str | None = None) -> list[GenerationJob]:
-    """Keep at least `minimum` active tiles per (tissue, synthetic source) that has a registered checkpoint."""
+def pool_replenish(*, minimum: int | None = None) -> list[GenerationJob]:
+    """Create the jobs that bring every (tissue, synthetic source) with a registered checkpoint to at least
+    `minimum` active tiles; the caller queues them."""
     from django.db.models import F, Sum
 
     minimum = minimum if minimum is not None else settings.RNAGAN_POOL_MIN
@@ -208,5 +199,5 @@ def pool_replenish(*, minimum: int | None = None, queue: str | None = None) -> l
             ).aggregate(n=Sum(F("requested") - F("produced")))["n"] or 0
             deficit = minimum - active - pending
             if deficit > 0:
-                created.append(generation_job_create(checkpoint=checkpoint, requested=deficit, queue=queue))
+                created.append(generation_job_create(checkpoint=checkpoint, requested=deficit))
     return created

@@ -51,8 +51,8 @@ def gan_run(tmp_path):
 def make_gan_run(run, *, conditioning: str = "none", tissue: str = "Lung", size: int = 64, seed: int = 0):
     import torch
 
-    from training.gan import GANConfig, Generator, init_weights
-    from training.sample import save_generator_run
+    from training.inference.generate import save_generator_run
+    from training.networks.gan import GANConfig, Generator, init_weights
 
     torch.manual_seed(seed)
     generator = Generator(GANConfig(input_dim=8, image_size=size, g_width=8, g_max_width=32, d_width=8, d_max_width=32))

@@ -15,7 +15,7 @@ GENES = ["ENSG1.1", "ENSG2.1", "ENSG3.1"]
 
 
 def _loaded(genes=GENES):
-    # Stands in for training.sample.LoadedGenerator: plan_inputs reads only these attributes.
+    # Stands in for training.inference.generate.LoadedGenerator: plan_inputs reads only these attributes.
     return SimpleNamespace(vae=SimpleNamespace(genes=genes), expression_dir=None, tissue="Lung")
 
 

@@ -52,7 +52,7 @@ def test_importing_from_a_tile_store_takes_one_tissue_spread_over_its_slides(med
 
     from PIL import Image
 
-    from training.tiles import TileStoreWriter, tile_key
+    from training.data.tile_store import TileStoreWriter, tile_key
 
     store = tmp_path / "tiles.lmdb"
     with TileStoreWriter(store) as writer:

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from generation.jobs import generation_job_run
 from generation.loader import weights_sha256
 from generation.models import Checkpoint, GenerationJob, Tile
-from generation.services import checkpoint_register, generation_job_create, generation_jobs_resume_stalled
-from generation.tasks import run_generation_job
+from generation.services import checkpoint_register, generation_job_create
+from generation.tasks import generation_job_submit, generation_jobs_resume_stalled, run_generation_job
 from tests.generation.conftest import make_gan_run
 
 
@@ -107,7 +107,7 @@ class TestWithRealWorkers:
                                                                 small_tiles, settings):
         worker = celery_worker_factory()
         settings.RNAGAN_GENERATION_QUEUE = worker.queue
-        job = generation_job_create(checkpoint=checkpoint, requested=12)
+        job = generation_job_submit(checkpoint=checkpoint, requested=12)
         assert _wait_for(lambda: GenerationJob.objects.get(pk=job.pk).status == "done"), worker.log()
         assert Tile.objects.filter(job=job).count() == 12 and len(_files(media_root)) == 12
 
@@ -120,7 +120,7 @@ class TestWithRealWorkers:
         slow = {"RNAGAN_GENERATION_BATCH": "1", "RNAGAN_ENCODE_THREADS": "1"}
         worker = celery_worker_factory(env=slow)
         settings.RNAGAN_GENERATION_QUEUE = worker.queue
-        job = generation_job_create(checkpoint=checkpoint, requested=150)
+        job = generation_job_submit(checkpoint=checkpoint, requested=150)
         assert _wait_for(lambda: Tile.objects.filter(job=job).count() >= 10, interval=0.02), worker.log()
         worker.kill()
         produced_at_kill = Tile.objects.filter(job=job).count()
@@ -139,7 +139,7 @@ class TestWithRealWorkers:
         first = celery_worker_factory(env={"RNAGAN_GENERATION_BATCH": "4"})
         celery_worker_factory(env={"RNAGAN_GENERATION_BATCH": "4"}, queue=first.queue)
         settings.RNAGAN_GENERATION_QUEUE = first.queue
-        job = generation_job_create(checkpoint=checkpoint, requested=60)
+        job = generation_job_submit(checkpoint=checkpoint, requested=60)
         run_generation_job.apply_async(kwargs={"job_pk": job.pk}, queue=first.queue)
         run_generation_job.apply_async(kwargs={"job_pk": job.pk}, queue=first.queue)
         assert _wait_for(lambda: GenerationJob.objects.get(pk=job.pk).status == "done", timeout=90), first.log()

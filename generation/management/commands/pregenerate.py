@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from generation.models import Checkpoint, GenerationJob
-from generation.services import generation_job_create
+from generation.tasks import generation_job_submit
 
 Source = GenerationJob.ExpressionSource
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
             source = Source.RANDOM_SAMPLE
         try:
             with transaction.atomic():
-                job = generation_job_create(checkpoint=checkpoint, requested=o["n"], expression_source=source,
+                job = generation_job_submit(checkpoint=checkpoint, requested=o["n"], expression_source=source,
                                             expression_ref=ref, seed=o["seed"], queue=o["queue"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.loader import CheckpointError
 from generation.services import checkpoint_register
+from training.utils.checkpoints import CheckpointError
 
 
 class Command(BaseCommand):

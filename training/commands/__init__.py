@@ -1,1 +1,0 @@
-"""One module per `rnagan` command (or family of commands); see training.cli."""

@@ -1,0 +1,1 @@
+"""What the web workers import: loading a trained generator, generate(), latent operations."""

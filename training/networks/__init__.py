@@ -1,0 +1,1 @@
+"""The models only: the β-VAE and the GAN generator and critic."""

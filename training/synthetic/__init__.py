@@ -1,0 +1,1 @@
+"""The synthetic paired cohort: a test-and-demo instrument (histology renderer, cohort and slide writers, morphometry)."""
