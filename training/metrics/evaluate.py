@@ -29,8 +29,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from training.histology import PROGRAM_NAMES
-from training.io import atomic_open, write_json
 from training.metrics import fidelity as fid_mod
 from training.metrics.detectability import DetectConfig, detectability
 from training.metrics.features import (
@@ -50,6 +48,8 @@ from training.metrics.sources import (
     with_checkpoint,
 )
 from training.metrics.usefulness import UsefulConfig, usefulness
+from training.synthetic.histology import PROGRAM_NAMES
+from training.utils.io import atomic_open, write_json
 
 METRICS_FILE = "metrics.json"
 EPOCHS_FILE = "epochs.csv"
@@ -97,8 +97,8 @@ def evaluate(runs: Sequence[str | os.PathLike[str]], *, tiles: str | os.PathLike
              expression: str | os.PathLike[str], out: str | os.PathLike[str], programs: str | None = None,
              inception_weights: str | None = None, config: EvalConfig = EvalConfig(), progress: bool = True,
              log: Callable[[str], None] = print) -> dict:
-    from training.expression import load_prepared
-    from training.sample import load_generator
+    from training.data.expression import load_prepared
+    from training.inference.generate import load_generator
 
     started = time.perf_counter()
     out = Path(out)

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from training.io import read_json, write_json
-from training.runs import config_from_dict, load_weights, save_weights
+from training.utils.io import read_json, write_json
+from training.utils.runs import config_from_dict, load_weights, save_weights
 
 INCEPTION_CLASSES = 1008
 INCEPTION_SIZE = 299

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
-from training.histology import MPP, PROGRAM_NAMES
-from training.morphometry import measure_programs
+from training.synthetic.histology import MPP, PROGRAM_NAMES
+from training.synthetic.morphometry import measure_programs
 
 NATIVE_TILE_PX = 256  # tile stores hold 256 px tiles at 0.5 µm/px; smaller runs see them downscaled
 HELD_OUT = ("val", "test")

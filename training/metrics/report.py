@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.histology import PROGRAM_NAMES
-from training.io import atomic_open, read_json, write_json
 from training.metrics.evaluate import EPOCHS_FILE, METRICS_FILE, UMAP_FILE
+from training.synthetic.histology import PROGRAM_NAMES
+from training.utils.io import atomic_open, read_json, write_json
 
 CSS = """body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{border:1px solid #ccc;padding:.25rem .5rem;

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.conditioning import match_tissue
-from training.io import read_json
-from training.runs import load_weights
-from training.sample import LoadedGenerator, generate, load_state_checked
+from training.data.samples import match_tissue
+from training.inference.generate import LoadedGenerator, generate
+from training.utils.io import read_json
+from training.utils.runs import load_state_checked, load_weights
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -55,7 +55,8 @@ def samples_of_tissues(samples: pd.DataFrame, tissues: Sequence[str]) -> pd.Data
 def load_real_tiles(store: str | os.PathLike[str], samples: pd.DataFrame, *, per_sample: int, image_size: int,
                     seed: int = 0) -> RealTiles:
     """Up to `per_sample` tiles of each sample's slide (chosen with `seed`), resized to `image_size`."""
-    from training.tiles import TileDataset, TileStore
+    from training.data.dataset import TileDataset
+    from training.data.tile_store import TileStore
 
     with TileStore(store, lock=False) as handle:
         present = set(handle.slides())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.histology import PROGRAM_NAMES, render_tile, tissue_profile
+from training.synthetic.histology import PROGRAM_NAMES, render_tile, tissue_profile
 
 
 def downscale(tile: np.ndarray, size: int) -> np.ndarray:

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.histology import PROGRAM_NAMES
 from training.metrics.fidelity import (
     feature_retrieval,
     measure_tiles,
@@ -17,6 +16,7 @@ from training.metrics.fidelity import (
     tile_mpp,
     variance_ratio,
 )
+from training.synthetic.histology import PROGRAM_NAMES
 
 
 def splits_of(truth: pd.DataFrame) -> pd.Series:
