@@ -57,6 +57,10 @@ GAN_PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 2,
         "batch_size": 16,
         "tiles_per_slide": 32,
+        # The paper's rates (G 1e-3, D 4e-3) diverged late in every arm at this size (gradient-penalty
+        # spikes to 10³–10⁵, issue #13); a quarter of them stays stable in every arm over 30 CPU-minutes.
+        "optim.lr_g": 2.5e-4,
+        "optim.lr_d": 1e-3,
     },
 }
 
@@ -71,6 +75,11 @@ OPTIONS = (
         "model.input_dim", "--input-dim", int, "generator input size (rna: always the VAE's latent size)", "D"
     ),
     Option("tiles_per_slide", "--tiles-per-slide", int, "at most this many tiles of each slide", "N"),
+    Option("model.noise_dim", "--noise-dim", int,
+           "rna-proj: standard-normal noise values concatenated after the latent (0: the paper's narrow "
+           "additive noise; default: as many as the latent has)", "N"),
+    Option("wgan.aux_weight", "--aux-weight", float,
+           "rna-proj: weight of the critic's auxiliary latent regression (0: projection term only)", "W"),
     Option("seed", "--seed", int, "seed of the initialisation, data order and every random draw", "N"),
     Option(
         "checkpoint_every",
@@ -137,20 +146,36 @@ def build_train_config(args: argparse.Namespace):
         raise CommandError(
             f"{', '.join(missing)} required (only --resume of an existing run can leave them out)"
         )
-    if args.conditioning == "rna":
+    if args.conditioning in ("rna", "rna-proj"):
         if "vae_run" not in given or "expression_dir" not in given:
             raise CommandError(
-                "RNA-GAN (--conditioning rna) needs a trained VAE (--vae RUN) and the prepared "
+                f"RNA-GAN (--conditioning {args.conditioning}) needs a trained VAE (--vae RUN) and the prepared "
                 "expression folder it was trained on (--expression FOLDER)"
             )
         latent_dim = _vae_latent_dim(Path(given["vae_run"]))
-        if overrides.get("model.input_dim", latent_dim) != latent_dim:
+        noise_dim = overrides.get("model.noise_dim", latent_dim if args.conditioning == "rna-proj" else 0)
+        if args.conditioning == "rna" and noise_dim:
+            raise CommandError("--noise-dim is for --conditioning rna-proj; rna adds the paper's narrow noise")
+        if overrides.get("model.input_dim", latent_dim + noise_dim) != latent_dim + noise_dim:
             raise CommandError(
                 f"--input-dim {overrides['model.input_dim']} differs from the VAE's latent size {latent_dim}"
+                + (f" + --noise-dim {noise_dim}" if noise_dim else "")
             )
-        overrides["model.input_dim"] = latent_dim
+        overrides["model.input_dim"] = latent_dim + noise_dim
+        if args.conditioning == "rna-proj":
+            overrides["model.noise_dim"] = noise_dim
+            overrides["model.cond_dim"] = latent_dim
+            overrides["model.aux_head"] = overrides.get("wgan.aux_weight", 0.0) > 0
     elif "vae_run" in given:
-        raise CommandError(f"--vae is only used by --conditioning rna (this is {args.conditioning!r})")
+        raise CommandError(f"--vae is only used by the RNA arms (this is --conditioning {args.conditioning})")
+    if args.conditioning != "rna-proj" and ("model.noise_dim" in overrides or "wgan.aux_weight" in overrides):
+        raise CommandError("--noise-dim and --aux-weight are options of --conditioning rna-proj")
+    split = overrides.get("split", "train")
+    if split != "all" and "expression_dir" not in given:
+        raise CommandError(
+            f"--split {split} needs --expression FOLDER (its splits.csv names the slides), for every arm alike, "
+            "so GAN, RNA-GAN and the ablation train on the same slides; --split all trains on every slide"
+        )
     for key in ("tiles", "expression_dir"):
         if key in given and not Path(given[key]).exists():
             raise CommandError(f"{given[key]}: not found")
@@ -182,12 +207,15 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(config_to_dict(config), indent=2))
         return 0
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise CommandError(f"--max-minutes must be positive, got {args.max_minutes}")
     runtime = Runtime(
         device=args.device,
         workers=args.workers,
         compile=args.compile,
         progress=not args.no_progress,
         max_steps=args.max_steps,
+        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
     )
     try:
         run = train_gan(config, args.out, runtime, resume=args.resume)
@@ -302,19 +330,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train one tissue's generator. --conditioning none: GAN from z ~ N(0, I); rna: RNA-GAN from "
             "the VAE mean of the tile's own sample + uniform noise in [-0.3, 0.3]; noise: that noise alone "
-            "(the paper's ablation). All arms share loss, optimiser and schedule. Writes config.json, "
+            "(the paper's ablation); rna-proj: the VAE mean + concatenated noise, and a critic that sees the latent too "
+            "(projection critic, optional auxiliary latent regression), so tiles are rewarded for following "
+            "their sample. All arms share loss, optimiser, schedule and training slides. Writes config.json, "
             "checkpoints/, generator_ema.safetensors, losses.csv and samples/ into --out. Several GPUs: "
             "torchrun --standalone --nproc_per_node N -m training.cli train-gan ..."
         ),
     )
     train.add_argument("--tiles", help="tile store (LMDB folder from rnagan tile-slides)")
     train.add_argument("--tissue", help="tissue to train on")
-    train.add_argument("--conditioning", choices=("none", "rna", "noise"), help="generator input (see above)")
-    train.add_argument("--vae", help="trained VAE run folder (rna)")
+    train.add_argument("--conditioning", choices=("none", "rna", "noise", "rna-proj"),
+                       help="generator input (see above)")
+    train.add_argument("--vae", help="trained VAE run folder (rna, rna-proj)")
     train.add_argument(
         "--expression",
-        help="prepared expression folder the VAE was trained on (rna; optional "
-        "otherwise, to train on the same slides)",
+        help="prepared expression folder the VAE was trained on; every arm needs it to train on the "
+        "training split's slides (unless --split all)",
     )
     train.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     train.add_argument(
@@ -335,6 +366,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--max-steps", type=int, default=None, help="stop (with a checkpoint) after this many steps"
+    )
+    train.add_argument(
+        "--max-minutes", type=float, default=None,
+        help="stop (with a checkpoint) after this many minutes of training in this invocation (equal budgets)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--dry-run", action="store_true", help="print the config that would be used and stop")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from training import __version__
 
 # Order is the order of `rnagan --help`.
-COMMAND_MODULES: tuple[str, ...] = ("training.cli.info", "training.cli.synth", "training.cli.expression", "training.cli.vae", "training.cli.tiles", "training.cli.gan")
+COMMAND_MODULES: tuple[str, ...] = ("training.cli.info", "training.cli.synth", "training.cli.expression", "training.cli.vae", "training.cli.tiles", "training.cli.gan", "training.cli.evaluate")
 
 
 class CommandError(Exception):

@@ -24,7 +24,7 @@ import torch
 from training.data.expression import load_prepared
 from training.data.samples import match_tissue
 from training.networks.gan import GANConfig, Generator
-from training.networks.inputs import KINDS, check_mode, sampling_input
+from training.networks.inputs import KINDS, check_mode, latent_dim_of, sampling_input, takes_expression
 from training.networks.vae import gene_order, load_vae
 from training.utils.checkpoints import CONFIG_FILE, GENERATOR_FILE, CheckpointError
 from training.utils.device import pick_device
@@ -65,9 +65,14 @@ class LoadedGenerator:
     def input_dim(self) -> int:
         return self.config.input_dim
 
+    @property
+    def latent_dim(self) -> int:
+        """Size of the VAE latent an RNA arm takes (the input less any concatenated noise)."""
+        return latent_dim_of(self.conditioning, self.config.input_dim, self.config.noise_dim)
+
     # --- RNA-GAN helpers: the VAE and the prepared folder are loaded on first use -------------------
     def _need_rna(self, what: str) -> None:
-        if self.conditioning != "rna":
+        if not takes_expression(self.conditioning):
             raise ValueError(f"{what} is for RNA-GAN runs; {self.run_dir} is a {self.kind} run")
 
     @property
@@ -192,12 +197,12 @@ def generate(
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} tiles")
     cond = None
-    if gen.conditioning == "rna":
+    if takes_expression(gen.conditioning):
         if latents is None:
             if expression is None:
                 raise ValueError("an RNA-GAN run needs an expression profile for each tile (expression=...)")
             latents = gen.encode(expression)
-        cond = torch.from_numpy(_per_tile(np.asarray(latents, dtype=np.float32), n, gen.input_dim, "latents"))
+        cond = torch.from_numpy(_per_tile(np.asarray(latents, dtype=np.float32), n, gen.latent_dim, "latents"))
     elif expression is not None or latents is not None:
         raise ValueError(f"{gen.run_dir} is a {gen.kind} run: it takes no expression")
     # On a GPU the noise of the next chunk is drawn on CPU threads while the current chunk renders.
@@ -205,7 +210,8 @@ def generate(
 
     def inputs(start: int, stop: int) -> torch.Tensor:
         part = None if cond is None else cond[start:stop]
-        return sampling_input(gen.conditioning, seeds[start:stop], gen.input_dim, part, threads=threads)
+        return sampling_input(gen.conditioning, seeds[start:stop], gen.input_dim, part,
+                              noise_dim=gen.config.noise_dim, threads=threads)
 
     return render(gen.model, inputs, n=n, batch_size=batch_size, device=gen.device).numpy()
 

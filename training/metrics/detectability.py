@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 from tqdm import tqdm
 
-from training.metrics.features import _augment, resize_batch, to_float
+from training.metrics.features import _augment, metrics_device, resize_batch, to_float
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs
                    lr: float, gen: torch.Generator, min_steps: int = MIN_STEPS) -> nn.Module:
     """Adam with a one-cycle schedule, cross-entropy, flips/quarter turns; returns the model in eval mode.
     Runs `epochs` epochs, or more when that is under `min_steps` optimiser steps."""
+    device = metrics_device()
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = max(1, int(np.ceil(len(x) / batch_size)))
     epochs = max(epochs, int(np.ceil(min_steps / steps)))
@@ -62,7 +64,7 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs
             if len(idx) < 2:  # BatchNorm needs two samples; keep the schedule's step count anyway
                 sched.step()
                 continue
-            loss = F.cross_entropy(model(_augment(x[idx], gen) * 2 - 1), y[idx])
+            loss = F.cross_entropy(model(_augment(x[idx], gen).to(device) * 2 - 1), y[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -72,7 +74,8 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    return np.concatenate([F.softmax(model(x[s : s + batch_size] * 2 - 1), 1).numpy()
+    device = next(model.parameters()).device
+    return np.concatenate([F.softmax(model(x[s : s + batch_size].to(device) * 2 - 1), 1).float().cpu().numpy()
                            for s in range(0, len(x), batch_size)])
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from training.loops.loss_log import LOSSES_FILE, count_alarms
 from training.metrics import fidelity as fid_mod
 from training.metrics.detectability import DetectConfig, detectability
 from training.metrics.features import (
@@ -66,7 +67,8 @@ class EvalConfig:
     kid_subset_size: int = 1000
     prdc_k: int = 3
     curve_tiles: int = 300  # tiles a checkpoint for the epochs-to-quality curve
-    umap_tiles: int = 300  # tiles a source in the UMAP
+    curve_points: int = 12  # checkpoints on the curve at most, evenly spaced over those the run kept
+    umap_tiles: int = 300  # tiles a source in the UMAP (0: no UMAP)
     seed: int = 0
     batch_size: int = 256
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -181,7 +183,10 @@ def evaluate(runs: Sequence[str | os.PathLike[str]], *, tiles: str | os.PathLike
         entry["detectability"] = detectability(test_real.tiles, fake, config.detect, progress=progress)
 
         # Epochs to quality: every checkpoint the run kept.
-        for step, epoch, weights in saved_checkpoints(gen.run_dir):
+        kept = saved_checkpoints(gen.run_dir)
+        if len(kept) > config.curve_points:
+            kept = [kept[i] for i in np.linspace(0, len(kept) - 1, config.curve_points).round().astype(int)]
+        for step, epoch, weights in kept:
             tiles_at, _ = generate_for_samples(with_checkpoint(gen, weights), test_ids,
                                                per_sample=max(1, config.curve_tiles // max(1, len(test_ids))),
                                                seed=config.seed + 11, batch_size=config.batch_size)
@@ -190,13 +195,15 @@ def evaluate(runs: Sequence[str | os.PathLike[str]], *, tiles: str | os.PathLike
         n_umap = min(config.umap_tiles, len(fake_features))
         umap_parts.append((label, gen.tissue, fake_features[:n_umap]))
         by_arm.setdefault(gen.conditioning, []).append((gen.tissue, fake))
+        entry["divergence"] = count_alarms(gen.run_dir / LOSSES_FILE)
         entry["wall_s"] = round(time.perf_counter() - t0, 1)
         results["runs"][label] = entry
         log(_summary(label, entry))
 
     results["usefulness"] = _usefulness(by_arm, real.of_split(*held), config, log)
-    _write_umap(out / UMAP_FILE, real.of_split(*held), real_features[np.isin(real.splits, held)], umap_parts,
-                config)
+    if config.umap_tiles:
+        _write_umap(out / UMAP_FILE, real.of_split(*held), real_features[np.isin(real.splits, held)], umap_parts,
+                    config)
     pd.DataFrame(curves, columns=["run", "step", "epoch", "fd", "n"]).to_csv(out / EPOCHS_FILE, index=False)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     write_json(out / METRICS_FILE, results)

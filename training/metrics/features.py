@@ -45,6 +45,12 @@ class InceptionWeightsError(ValueError):
     """The file given as Inception weights is not pytorch-fid's FID Inception state dict."""
 
 
+def metrics_device() -> torch.device:
+    """The small networks of the suite train on the GPU when there is one; results do not depend on it
+    beyond rounding."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def to_float(tiles: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W, 3) or (N, 3, H, W) → float32 (N, 3, H, W) in [0, 1]."""
     x = torch.as_tensor(np.asarray(tiles))
@@ -218,7 +224,8 @@ def train_encoder(tiles: np.ndarray, labels: Sequence[int], config: EncoderConfi
         raise ValueError(f"need ≥ 2 tiles with one label each, got {len(tiles)} tiles, {len(labels_t)} labels")
     classes = int(labels_t.max()) + 1
     torch.manual_seed(config.seed)
-    model = TileEncoder(config, classes)
+    device = metrics_device()
+    model = TileEncoder(config, classes).to(device)
     x_all = resize_batch(to_float(tiles), config.image_size)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps = max(1, len(x_all) // config.batch_size)
@@ -231,17 +238,18 @@ def train_encoder(tiles: np.ndarray, labels: Sequence[int], config: EncoderConfi
         correct = total = 0
         for b in range(steps):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            logits = model(_augment(x_all[idx], gen))
-            loss = F.cross_entropy(logits, labels_t[idx])
+            target = labels_t[idx].to(device)
+            logits = model(_augment(x_all[idx], gen).to(device))
+            loss = F.cross_entropy(logits, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            correct += int((logits.argmax(1) == labels_t[idx]).sum())
+            correct += int((logits.argmax(1) == target).sum())
             total += len(idx)
         if log and epoch == epochs - 1:
             log(f"in-domain encoder: {classes} slides, training accuracy {correct / max(total, 1):.2f}")
-    return Encoder(model.eval(), config, classes)
+    return Encoder(model.eval().cpu(), config, classes)
 
 
 @dataclass
@@ -258,9 +266,11 @@ class Encoder:
     @torch.no_grad()
     def __call__(self, tiles: np.ndarray, *, batch_size: int = 256, progress: bool = False) -> np.ndarray:
         out = []
+        device = metrics_device()
+        model = self.model.to(device)
         for start in tqdm(range(0, len(tiles), batch_size), desc="encode", disable=not progress, leave=False):
-            x = resize_batch(to_float(tiles[start : start + batch_size]), self.config.image_size)
-            out.append(self.model.features(x).numpy())
+            x = resize_batch(to_float(tiles[start : start + batch_size]).to(device), self.config.image_size)
+            out.append(model.features(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def save(self, folder: str | os.PathLike[str]) -> None:

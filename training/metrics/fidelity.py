@@ -16,6 +16,7 @@ generated tiles among the mean features of every sample's real tiles.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,7 +65,9 @@ def _r(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def _zscore(frame: pd.DataFrame) -> np.ndarray:
     values = frame.to_numpy(dtype=np.float64)
-    mean, sd = np.nanmean(values, 0), np.nanstd(values, 0)
+    with warnings.catch_warnings():  # a program no tile defines (no nuclei drawn) is all NaN: it scores 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, sd = np.nanmean(values, 0), np.nanstd(values, 0)
     z = (values - mean) / np.where(sd > 0, sd, 1)
     return np.nan_to_num(z)  # an undefined measurement sits at the mean
 

@@ -97,6 +97,34 @@ def _fidelity_rows(runs: dict[str, dict]) -> tuple[list[str], list[list]] | None
     return header, rows
 
 
+def _fidelity_figure(runs: dict[str, dict]) -> str | None:
+    """Held-out Pearson r per program, one group of bars a run, the real tiles' ceiling as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_programs = {label: e for label, e in runs.items() if "programs" in e["fidelity"]}
+    if not with_programs:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    width = 0.8 / len(with_programs)
+    x = range(len(PROGRAM_NAMES))
+    for k, (label, e) in enumerate(with_programs.items()):
+        values = [e["fidelity"]["programs"]["correlation"]["held_out"][p]["pearson"] for p in PROGRAM_NAMES]
+        ax.bar([i + k * width for i in x], [0 if v != v else v for v in values], width, label=label)
+    ceiling = next(iter(with_programs.values()))["fidelity"].get("programs_real_ceiling")
+    if ceiling:
+        ax.plot([i + 0.4 - width / 2 for i in x],
+                [ceiling["correlation"]["held_out"][p]["pearson"] for p in PROGRAM_NAMES], "k_", markersize=30,
+                label="real tiles (ceiling)")
+    ax.axhline(0, color="#888", linewidth=0.8)
+    ax.set_xticks([i + 0.4 - width / 2 for i in x], [p.replace("_", " ") for p in PROGRAM_NAMES])
+    ax.set(ylabel="held-out Pearson r", ylim=(-1, 1), title="Does a tile follow its sample's programs?")
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
 def _curve_figure(folders: Sequence[Path]) -> str | None:
     import matplotlib
 
@@ -164,6 +192,9 @@ def write_report(folders: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     parts.append("<h2>Conditioning fidelity</h2>")
     if fidelity:
         parts.append(_table(*fidelity))
+        figure = _fidelity_figure(runs)
+        if figure:
+            parts += ["<figure>", figure, "</figure>"]
     retrieval = [[label, e["fidelity"]["feature_retrieval"]["top1"], e["fidelity"]["feature_retrieval"]["top5"],
                   e["fidelity"]["feature_retrieval_ceiling"]["top1"], e["fidelity"]["feature_retrieval"]["chance_top1"]]
                  for label, e in runs.items()]
