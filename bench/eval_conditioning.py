@@ -68,20 +68,23 @@ def prepare_data(work: Path, args: argparse.Namespace) -> None:
 
 
 def train_arm(work: Path, arm: str, seed: int, args: argparse.Namespace) -> Path:
-    run = work / "runs" / f"{args.tissue.split()[0].lower()}-{arm}-s{seed}"
+    run = work / "runs" / f"{args.tissue.split()[0].lower()}-{arm}{args.label}-s{seed}"
     done = run / "bench.json"
     if done.exists():
         return run
     extra = ["--vae", str(work / "vae")] if arm in ("rna", "rna-proj") else []
     if arm == "rna-proj":
         extra += shlex.split(args.proj_args)
+    # Minutes are the issue's budget; on a machine shared with other work, equal steps are the fairer one.
+    budget = ["--max-steps", str(args.steps_per_arm)] if args.steps_per_arm else ["--max-minutes",
+                                                                                   str(args.minutes_per_arm)]
     started = time.perf_counter()
     rnagan("train-gan", "--tiles", str(work / "tiles.lmdb"), "--tissue", args.tissue, "--conditioning", arm,
            "--expression", str(work / "prepared"), "--preset", "tiny", "--epochs", "100000", "--seed", str(seed),
-           "--max-minutes", str(args.minutes_per_arm), "--no-progress", "--set", "keep_checkpoints=100000",
+           *budget, "--no-progress", "--set", "keep_checkpoints=100000",
            *shlex.split(args.train_args), *extra, "--out", str(run), log=work / "train.log")
     done.write_text(json.dumps({"arm": arm, "seed": seed, "wall_s": round(time.perf_counter() - started, 1),
-                                "minutes_per_arm": args.minutes_per_arm}))
+                                "minutes_per_arm": args.minutes_per_arm, "steps_per_arm": args.steps_per_arm}))
     return run
 
 
@@ -129,6 +132,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="working folder (reused between runs)")
     parser.add_argument("--minutes-per-arm", type=float, default=30.0, help="equal training budget (default 30)")
+    parser.add_argument("--steps-per-arm", type=int, default=None,
+                        help="an equal number of steps instead of minutes (fairer on a shared machine)")
+    parser.add_argument("--label", default="", help="suffix of the run folders (variants of one arm)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=["rna-proj", "rna", "none"],
                         choices=["rna-proj", "rna", "none", "noise"])
@@ -140,6 +146,7 @@ def main() -> int:
     parser.add_argument("--proj-args", default="", help="extra train-gan options of rna-proj (e.g. '--aux-weight 1')")
     parser.add_argument("--train-args", default="", help="extra train-gan options of every arm")
     parser.add_argument("--tiles-per-sample", type=int, default=16)
+    parser.add_argument("--eval-out", default="eval", help="evaluation folder inside --work (default eval)")
     parser.add_argument("--fast-eval", action="store_true", help="lighter detectability/curve/encoder (pilots)")
     args = parser.parse_args()
     if args.samples_per_tissue < 40:
@@ -165,15 +172,15 @@ def main() -> int:
     started = time.perf_counter()
     metrics = evaluate([r for arm_runs in runs.values() for r in arm_runs], tiles=work / "tiles.lmdb",
                        expression=work / "prepared", programs=str(work / "cohort" / "programs.csv"),
-                       out=work / "eval", config=config, progress=False)
-    write_report([work / "eval"], work / "report" / "report.html")
+                       out=work / args.eval_out, config=config, progress=False)
+    write_report([work / args.eval_out], work / f"report-{args.eval_out}" / "report.html")
     summary, text = summarise(metrics, runs)
     summary["eval_wall_s"] = round(time.perf_counter() - started, 1)
     summary["minutes_per_arm"] = args.minutes_per_arm
-    (work / "summary.json").write_text(json.dumps(summary, indent=2))
-    (work / "summary.md").write_text(text + "\n")
+    (work / f"summary-{args.eval_out}.json").write_text(json.dumps(summary, indent=2))
+    (work / f"summary-{args.eval_out}.md").write_text(text + "\n")
     print(text)
-    print(f"evaluation {summary['eval_wall_s']} s; report: {work / 'report' / 'report.html'}")
+    print(f"evaluation {summary['eval_wall_s']} s; report: {work / f'report-{args.eval_out}' / 'report.html'}")
     return 0
 
 

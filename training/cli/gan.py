@@ -58,7 +58,8 @@ GAN_PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 16,
         "tiles_per_slide": 32,
         # The paper's rates (G 1e-3, D 4e-3) diverged late in every arm at this size (gradient-penalty
-        # spikes to 10³–10⁵, issue #13); a quarter of them stays stable in every arm over 30 CPU-minutes.
+        # spikes to 10³–10⁵, issue #13). A quarter of them raised no divergence alarm in any arm of the
+        # 1,000-step pilot; the full 30-minute benchmark (bench/eval_conditioning.py) is what confirms it.
         "optim.lr_g": 2.5e-4,
         "optim.lr_d": 1e-3,
     },
