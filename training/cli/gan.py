@@ -57,9 +57,8 @@ GAN_PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 2,
         "batch_size": 16,
         "tiles_per_slide": 32,
-        # The paper's rates (G 1e-3, D 4e-3) diverged late in every arm at this size (gradient-penalty
-        # spikes to 10³–10⁵, issue #13). A quarter of them raised no divergence alarm in any arm of the
-        # 1,000-step pilot; the full 30-minute benchmark (bench/eval_conditioning.py) is what confirms it.
+        # The paper's rates (G 1e-3, D 4e-3) diverged late in every arm at this size (issue #13); these raised
+        # no divergence alarm in the 1,000-step pilot; the 30-minute benchmark (bench/eval_conditioning.py) decides.
         "optim.lr_g": 2.5e-4,
         "optim.lr_d": 1e-3,
     },
@@ -368,10 +367,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--max-steps", type=int, default=None, help="stop (with a checkpoint) after this many steps"
     )
-    train.add_argument(
-        "--max-minutes", type=float, default=None,
-        help="stop (with a checkpoint) after this many minutes of training in this invocation (equal budgets)",
-    )
+    train.add_argument("--max-minutes", type=float, default=None,
+                       help="stop (with a checkpoint) after this many minutes of training (equal budgets per arm)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--dry-run", action="store_true", help="print the config that would be used and stop")
     train.set_defaults(func=run_train)

@@ -86,14 +86,21 @@ def _fidelity_rows(runs: dict[str, dict]) -> tuple[list[str], list[list]] | None
     short = {"nuclear_density": "density", "nuclear_size": "size", "airspace_fraction": "airspace",
              "eosin_intensity": "eosin"}
     header = ["run", "source"] + [f"held-out r {short[p]}" for p in PROGRAM_NAMES] + ["top-1", "top-5", "chance"]
-    rows = []
+    rows, ceilings = [], {}
     for label, e in runs.items():
-        for source, key in (("generated", "programs"), ("real (ceiling)", "programs_real_ceiling")):
+        for source, key in (("generated", "programs"), ("real tiles (ceiling)", "programs_real_ceiling")):
             f = e["fidelity"].get(key)
-            if f:
-                r = f["retrieval"]["all"]
-                rows.append([label, source, *[f["correlation"]["held_out"][p]["pearson"] for p in PROGRAM_NAMES],
-                             r["top1"], r["top5"], r["chance_top1"]])
+            if not f:
+                continue
+            name = label
+            if key == "programs_real_ceiling":  # one ceiling a tissue and evaluation folder, not one a run
+                name = f"{e['tissue']} ({Path(e['_folder']).name})"
+                if name in ceilings:
+                    continue
+                ceilings[name] = True
+            r = f["retrieval"]["all"]
+            rows.append([name, source, *[f["correlation"]["held_out"][p]["pearson"] for p in PROGRAM_NAMES],
+                         r["top1"], r["top5"], r["chance_top1"]])
     return header, rows
 
 
@@ -139,7 +146,7 @@ def _curve_figure(folders: Sequence[Path]) -> str | None:
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     for run, part in data.groupby("run"):
         ax.plot(part["epoch"], part["fd"], marker="o", label=run)
-    ax.set(xlabel="epoch", ylabel="in-domain FD", title="Epochs to quality")
+    ax.set(xlabel="epoch", ylabel="in-domain FD (log scale)", title="Epochs to quality", yscale="log")
     ax.legend(fontsize=8)
     return _svg(fig)
 
