@@ -69,6 +69,7 @@ class Env:
     client_ip_header: str | None
     demo_cohort: bool
     secure_ssl_redirect: bool
+    export_salt: str
 
     @property
     def embedded_broker(self) -> bool:
@@ -124,4 +125,7 @@ def read_env() -> Env:
         client_ip_header=os.environ.get("RNAGAN_CLIENT_IP_HEADER") or None,
         demo_cohort=_flag("RNAGAN_DEMO_COHORT", default=False),
         secure_ssl_redirect=_flag("DJANGO_SECURE_SSL_REDIRECT", default=not debug),
+        # Salts the hashes that stand for players in exports. Unset, it derives from the secret key (see
+        # settings), so hashes stay stable across exports of one deployment and differ between deployments.
+        export_salt=os.environ.get("RNAGAN_EXPORT_SALT") or "",
     )

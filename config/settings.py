@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import dj_database_url
 
 from config.env import BASE_DIR, read_env
@@ -22,6 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "generation",
     "quiz",
+    "studies",
+    "stats",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +109,10 @@ RNAGAN_QUIZ_ROUNDS = ENV.quiz_rounds
 RNAGAN_QUIZ_GAME_TTL = ENV.quiz_game_ttl
 RNAGAN_CLIENT_IP_HEADER = ENV.client_ip_header  # e.g. HTTP_X_FORWARDED_FOR
 RNAGAN_DEMO_COHORT = ENV.demo_cohort
+RNAGAN_EXPORT_SALT = ENV.export_salt or hmac.new(
+    ENV.secret_key.encode(), b"rnagan export salt", hashlib.sha256).hexdigest()
+# The statistics task recomputes at most this often, and only when answers or ratings changed.
+RNAGAN_STATS_REFRESH_S = 120
 
 
 def _cache_from_url(url: str) -> dict:
@@ -144,6 +153,9 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stalled-jobs": {"task": "generation.tasks.resume_stalled_jobs", "schedule": 600.0},
     # A refresh that waited longer than its period is dropped: the next one would do the same work.
     "quiz-crowd-stats-refresh": {"task": "quiz.tasks.crowd_stats_refresh", "schedule": 60.0, "options": {"expires": 55}},
+    # Debounced: the task returns at once unless answers or ratings changed since the cached result.
+    "stats-refresh": {"task": "stats.tasks.stats_refresh", "schedule": float(RNAGAN_STATS_REFRESH_S),
+                      "options": {"expires": RNAGAN_STATS_REFRESH_S - 5}},
 }
 if ENV.broker_url.startswith(("redis://", "rediss://")):
     # An unacknowledged task returns to the queue after this long; it must outlast the longest task.

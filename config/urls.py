@@ -4,6 +4,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("stats/", include("stats.urls")),
+    path("", include("studies.urls")),
     path("", include("quiz.urls")),
 ]
 

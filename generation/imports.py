@@ -11,12 +11,13 @@ from PIL import Image, UnidentifiedImageError
 
 from generation.models import Tile
 from generation.services import TileOrigin, tiles_create
+from training.utils.errors import RnaganError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 BATCH = 256
 
 
-class TileSourceError(ValueError):
+class TileSourceError(RnaganError, ValueError):
     """A tile source that cannot be read; names the file."""
 
 

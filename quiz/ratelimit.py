@@ -1,9 +1,17 @@
 """Per-client rate limits on the quiz's writes, counted in the shared Django cache.
 
-Each limited request is counted twice, in fixed windows: once per client (IP address + session cookie),
+Each limited request is counted twice, in fixed windows: once per client (IP address + browser cookie),
 and once per IP address with a higher ceiling, so that clearing cookies does not escape the limit while
-players behind one shared address are not throttled as one. The session cookie is read as a plain cookie,
-never loaded, so the answer path touches no session row.
+players behind one shared address are not throttled as one. The cookies are read as plain cookies, never
+loaded, so the answer path touches no session row.
+
+The browser cookie is the CSRF cookie when there is one, else the session cookie. A first-time player
+has no session yet (the home page creates none: a session for every passer-by would fill the cache), but
+the home page's form has already set the CSRF cookie, and a POST without it is refused by the CSRF check
+before it is counted. So every new browser behind a classroom's or a hospital's one address gets its own
+start budget, up to the per-IP ceiling; keyed on the session alone they all shared one bucket. The
+cookie's value is the client's to choose, so it only divides the per-IP budget fairly; the per-IP
+ceiling is the limit a script cannot escape.
 
 Limits come from RNAGAN_QUIZ_RATE_LIMITS, merged over DEFAULT_LIMITS:
     {"start": {"client": (requests, window_seconds), "ip": (requests, window_seconds)}, "answer": {...}}
@@ -44,6 +52,14 @@ def client_ip(request: HttpRequest) -> str:
     if header and request.META.get(header):
         return request.META[header].split(",")[-1].strip()
     return request.META.get("REMOTE_ADDR", "")
+
+
+def browser_id(request: HttpRequest) -> str:
+    """The cookie that tells browsers apart: CSRF first (set before a first game), else the session's."""
+    csrf = request.COOKIES.get(settings.CSRF_COOKIE_NAME, "")
+    if csrf:
+        return f"csrf:{csrf}"
+    return f"session:{request.COOKIES.get(settings.SESSION_COOKIE_NAME, '')}"
 
 
 def _hit(key: str, window: int) -> int:
@@ -100,8 +116,7 @@ def _hit_all(buckets: list[tuple[str, int]]) -> list[int]:
 def check(request: HttpRequest, scope: str) -> int | None:
     """Count this request; return seconds to wait when a limit is exceeded, else None."""
     ip = client_ip(request)
-    session = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
-    identities = {"client": f"{ip}|{session}", "ip": ip}
+    identities = {"client": f"{ip}|{browser_id(request)}", "ip": ip}
     now = time.time()
     buckets, limits = [], []
     for kind, (allowed, window) in limits_for(scope).items():

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from generation.models import Tile
 from quiz import selectors
+from quiz.converters import POSITION_MAX
 from quiz.models import NICKNAME_MAX_LENGTH, Game, GameRound
 from quiz.pool import GAME_SOURCES, GAN, REAL, RNAGAN, Pool, pool_cached, pool_forget, pool_status_from
 
@@ -124,7 +125,8 @@ _NICKNAME_SPACE = re.compile(r"\s+")
 
 def nickname_normalize(raw: str) -> str:
     """Printable characters only, single spaces, at most NICKNAME_MAX_LENGTH characters."""
-    text = unicodedata.normalize("NFKC", raw or "")
+    # Whitespace first: tabs and newlines are control characters too, and "a\nb" must read "a b", not "ab".
+    text = _NICKNAME_SPACE.sub(" ", unicodedata.normalize("NFKC", raw or ""))
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] not in {"C"})
     return _NICKNAME_SPACE.sub(" ", text).strip()[:NICKNAME_MAX_LENGTH].strip()
 
@@ -246,6 +248,8 @@ def quiz_answer_submit(*, game_token: str, position: int, answer: str, confidenc
     """
     if answer not in GameRound.Answer.values or confidence not in GameRound.Confidence.values:
         raise QuizError("Choose Real or Synthetic, and Sure or Unsure.")
+    if not 1 <= position <= POSITION_MAX:
+        raise GameNotFound(f"This game has no tile {position}.")  # before the query: the driver would overflow
     now = timezone.now()
     says_real = answer == GameRound.Answer.REAL
     stamp = connection.ops.adapt_datetimefield_value(now)

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from quiz import selectors, services
+from quiz.converters import position_from_form
 from quiz.forms import StartForm
 from quiz.models import Game
 from quiz.pool import pool_status
@@ -97,9 +98,8 @@ def play(request: HttpRequest, token: str) -> HttpResponse:
 def answer(request: HttpRequest, token: str) -> HttpResponse:
     # No Form here: quiz_answer_submit validates the answer and confidence itself, and a Form's
     # per-request deep copy of its fields was a fifth of this, the busiest view's, CPU.
-    try:
-        position = int(request.POST.get("position", ""))
-    except ValueError:
+    position = position_from_form(request.POST.get("position"))
+    if position is None:
         return _refused(request, token, "That answer names no tile.", status=400)
     try:
         receipt = services.quiz_answer_submit(game_token=token, position=position,

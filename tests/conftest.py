@@ -5,10 +5,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls in the same tests are
 # still synchronous, so Django's async-safety guard would refuse them.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Property tests stay inside CI's budget by default; HYPOTHESIS_PROFILE=thorough searches far longer.
+hypothesis_settings.register_profile("ci", max_examples=25, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("thorough", max_examples=1000, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "var" / "test-artifacts"

@@ -1,4 +1,4 @@
-"""Imports flow one way: quiz → generation → training. training never imports Django."""
+"""Imports flow one way: quiz → generation → training, and studies → generation. training never imports Django."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "training": {"django", "celery", "quiz", "generation", "config"},
-    "generation": {"quiz"},
+    "training": {"django", "celery", "quiz", "studies", "stats", "generation", "config"},
+    "generation": {"quiz", "studies", "stats"},
+    # The rating study is its own audience: it builds on the catalog, never on the game's internals.
+    "quiz": {"studies", "stats"},
+    "studies": {"quiz", "stats"},
+    # The statistics run on a lab's own files too: plain pandas/scipy/statsmodels, no web framework.
+    "stats/analysis": {"django", "celery", "quiz", "generation", "config", "studies", "training"},
 }
 
 
@@ -35,11 +40,12 @@ def test_imports_flow_one_way():
     assert offences == []
 
 
-def test_training_imports_without_django():
+def test_training_and_the_analysis_import_without_django():
     code = (
         "import sys, importlib, pkgutil, training\n"
         "for m in pkgutil.walk_packages(training.__path__, 'training.'):\n"
         "    importlib.import_module(m.name)\n"
+        "import stats.analysis.report, stats.analysis.figures, stats.analysis.simulate\n"
         "assert 'django' not in sys.modules, 'django was imported'\n"
         "print('ok')\n"
     )
@@ -50,8 +56,8 @@ def test_training_imports_without_django():
 
 # --- the import graph of the project's own modules ----------------------------------------------------
 
-PROJECT = ("training", "generation", "quiz", "config")
-WEB = ("generation", "quiz")
+PROJECT = ("training", "generation", "quiz", "studies", "config")
+WEB = ("generation", "quiz", "studies")
 MAX_LINES = 400
 
 

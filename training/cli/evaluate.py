@@ -9,16 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from training.cli import options
 from training.cli.rnagan import CommandError
 
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 2, got {text}")
-    return value
+_AT_LEAST_TWO = options.integer(2, options.COUNT_MAX)  # a variance, a fold split: one is not enough
 
 
 def validate_evaluate(args: argparse.Namespace) -> None:
@@ -96,14 +91,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", required=True, help="output folder")
     ev.add_argument("--split", default="test", choices=("val", "test", "held_out"),
                     help="held-out samples whose real tiles the quality metrics compare against (default test)")
-    ev.add_argument("--tiles-per-sample", type=_positive, default=16, metavar="K",
+    ev.add_argument("--tiles-per-sample", type=_AT_LEAST_TWO, default=16, metavar="K",
                     help="generated and real tiles a sample for fidelity (default 16)")
-    ev.add_argument("--generated", type=_positive, default=1000, metavar="N",
+    ev.add_argument("--generated", type=_AT_LEAST_TWO, default=1000, metavar="N",
                     help="generated tiles for the quality metrics (default 1000)")
-    ev.add_argument("--real-per-slide", type=_positive, default=64, metavar="N",
+    ev.add_argument("--real-per-slide", type=_AT_LEAST_TWO, default=64, metavar="N",
                     help="real tiles read a slide (default 64)")
-    ev.add_argument("--folds", type=_positive, default=5, help="detectability cross-validation folds (default 5)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--folds", type=_AT_LEAST_TWO, default=5, help="detectability cross-validation folds (default 5)")
+    ev.add_argument("--seed", type=options.SEED, default=0)
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=run_evaluate)
 

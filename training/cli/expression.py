@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from training.cli import options
 from training.cli.rnagan import CommandError
 from training.utils.constants import DEFAULT_SD_FLOOR
 
@@ -33,6 +34,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         force=args.force,
         overwrite=args.overwrite,
         sd_floor=args.sd_floor,
+        duplicate_genes=args.duplicate_genes,
     )
     try:
         report = prepare_expression(config, log=print)
@@ -117,10 +119,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--genes", type=Path, required=True, help="gene list: CSV with a Gene column, or one ID a line"
     )
     prepare.add_argument("--out", type=Path, required=True, help="output folder (must not exist or be empty)")
-    prepare.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    prepare.add_argument("--seed", type=options.SEED, default=0, help="seed of the split (default 0)")
     prepare.add_argument(
         "--split",
-        type=float,
+        type=options.FRACTION,
         nargs=3,
         default=[0.6, 0.2, 0.2],
         metavar=("TRAIN", "VAL", "TEST"),
@@ -134,9 +136,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     prepare.add_argument(
         "--sd-floor",
-        type=float,
+        type=options.POSITIVE,
         default=DEFAULT_SD_FLOOR,
         help=f"smallest sd of log1p values used to scale (default {DEFAULT_SD_FLOOR})",
+    )
+    prepare.add_argument(
+        "--duplicate-genes",
+        choices=("error", "sum"),
+        default="error",
+        help="a listed gene on several GCT rows: refuse, naming the lines (default), or add the rows' TPMs "
+        "(a gene's TPM is the sum over its pieces); the rule and the merged lines go into report.json",
     )
     prepare.set_defaults(func=run_prepare)
 

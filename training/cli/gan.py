@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from training.cli import options
 from training.cli.presets import (
     VAE_LATENT_DIM,
     Option,
@@ -65,33 +66,32 @@ GAN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 OPTIONS = (
-    Option("epochs", "--epochs", int, "training epochs (may be raised on --resume)", "N"),
-    Option("batch_size", "--batch-size", int, "tiles per step and per process", "N"),
-    Option("wgan.n_critic", "--n-critic", int, "critic updates per generator update (default 1)", "N"),
-    Option("optim.lr_g", "--lr-g", float, "generator Adam learning rate (default 1e-3)", "LR"),
-    Option("optim.lr_d", "--lr-d", float, "critic Adam learning rate (default 4e-3)", "LR"),
-    Option("model.image_size", "--image-size", int, "tile size in pixels", "PX", IMAGE_SIZES),
+    Option("epochs", "--epochs", options.COUNT, "training epochs (may be raised on --resume)", "N"),
+    Option("batch_size", "--batch-size", options.COUNT, "tiles per step and per process", "N"),
+    Option("wgan.n_critic", "--n-critic", options.COUNT, "critic updates per generator update (default 1)", "N"),
+    Option("optim.lr_g", "--lr-g", options.POSITIVE, "generator Adam learning rate (default 1e-3)", "LR"),
+    Option("optim.lr_d", "--lr-d", options.POSITIVE, "critic Adam learning rate (default 4e-3)", "LR"),
+    Option("model.image_size", "--image-size", options.COUNT, "tile size in pixels", "PX", IMAGE_SIZES),
     Option(
-        "model.input_dim", "--input-dim", int, "generator input size (rna: always the VAE's latent size)", "D"
+        "model.input_dim", "--input-dim", options.COUNT, "generator input size (rna: always the VAE's latent size)", "D"
     ),
-    Option("tiles_per_slide", "--tiles-per-slide", int, "at most this many tiles of each slide", "N"),
-    Option("model.noise_dim", "--noise-dim", int,
+    Option("tiles_per_slide", "--tiles-per-slide", options.COUNT, "at most this many tiles of each slide", "N"),
+    Option("model.noise_dim", "--noise-dim", options.COUNT_OR_ZERO,
            "rna-proj: standard-normal noise values concatenated after the latent (0: the paper's narrow "
            "additive noise; default: as many as the latent has)", "N"),
-    Option("wgan.aux_weight", "--aux-weight", float,
-           "rna-proj: weight of the critic's auxiliary latent regression (0: projection term only)", "W"),
-    Option("seed", "--seed", int, "seed of the initialisation, data order and every random draw", "N"),
+    Option("wgan.aux_weight", "--aux-weight", options.real(0), "rna-proj: critic's latent regression weight", "W"),
+    Option("seed", "--seed", options.SEED, "seed of the initialisation, data order and every random draw", "N"),
     Option(
         "checkpoint_every",
         "--checkpoint-every",
-        int,
+        options.COUNT_OR_ZERO,
         "also checkpoint every K steps (0: per epoch only)",
         "K",
     ),
     Option(
         "optim.ema_decay",
         "--ema-decay",
-        float,
+        options.FRACTION,
         "decay of the generator's weight average (default 0.999)",
         "B",
     ),
@@ -207,8 +207,6 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(config_to_dict(config), indent=2))
         return 0
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise CommandError(f"--max-minutes must be positive, got {args.max_minutes}")
     runtime = Runtime(
         device=args.device,
         workers=args.workers,
@@ -273,9 +271,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from training.inference.generate import generate, load_generator
     from training.utils.checkpoints import CheckpointError
+    from training.utils.device import pick_device
     from training.utils.images import save_png
-    from training.utils.io import atomic_open
+    from training.utils.io import atomic_folder, refuse_existing_output
 
+    # Before any work: an --out that holds something is not written over, a GPU asked for must be there.
+    refuse_existing_output(Path(args.out))
+    pick_device(args.device or "auto")
     try:
         gen = load_generator(args.run, device=args.device)
     except (FileNotFoundError, ValueError, CheckpointError) as exc:
@@ -309,16 +311,16 @@ def run_generate(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise CommandError(str(exc).strip("'\"")) from None
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for k, (tile, seed, label) in enumerate(zip(tiles, seeds, labels, strict=True)):
-        name = f"tile-{k:05d}.png"
-        save_png(tile, out / name)
-        rows.append((name, seed, label))
-    with atomic_open(out / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("file", "seed", "sample"))
-        writer.writerows(rows)
+    with atomic_folder(out) as folder:  # a run killed midway leaves no --out, not a partial one
+        for k, (tile, seed, label) in enumerate(zip(tiles, seeds, labels, strict=True)):
+            name = f"tile-{k:05d}.png"
+            save_png(tile, folder / name)
+            rows.append((name, seed, label))
+        with open(folder / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("file", "seed", "sample"))
+            writer.writerows(rows)
     print(f"wrote {len(rows)} {gen.image_size}×{gen.image_size} tiles and manifest.csv to {out}")
     return 0
 
@@ -356,7 +358,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_preset_options(train, GAN_PRESETS, OPTIONS)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     train.add_argument(
-        "--workers", type=int, default=None, help="data loader processes (default 8 on CUDA, 0 on CPU)"
+        "--workers", type=options.WORKERS, default=None, help="data loader processes (default 8 on CUDA, 0 on CPU)"
     )
     train.add_argument(
         "--compile",
@@ -365,9 +367,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch.compile the generator forward (auto: on CUDA)",
     )
     train.add_argument(
-        "--max-steps", type=int, default=None, help="stop (with a checkpoint) after this many steps"
+        "--max-steps", type=options.COUNT, default=None, help="stop (with a checkpoint) after this many steps"
     )
-    train.add_argument("--max-minutes", type=float, default=None,
+    train.add_argument("--max-minutes", type=options.POSITIVE, default=None,
                        help="stop (with a checkpoint) after this many minutes of training (equal budgets per arm)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--dry-run", action="store_true", help="print the config that would be used and stop")
@@ -379,7 +381,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Tile k uses seed --seed + k; an RNA-GAN run also needs the expression to draw from.",
     )
     gen.add_argument("--run", required=True, help="GAN / RNA-GAN run folder")
-    gen.add_argument("--n", type=int, required=True, help="number of tiles")
+    gen.add_argument("--n", type=options.COUNT, required=True, help="number of tiles")
     which = gen.add_mutually_exclusive_group()
     which.add_argument(
         "--sample", help="RNA-GAN: expression of this sample ID (from the run's prepared folder)"
@@ -390,9 +392,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--expression-file", help="RNA-GAN: a .npy matrix (z-scores, VAE gene order) or a prepared folder"
     )
-    gen.add_argument("--row", type=int, help="row of --expression-file")
-    gen.add_argument("--seed", type=int, default=0, help="seed of the first tile (default 0)")
-    gen.add_argument("--batch-size", type=int, default=256, help="tiles per forward pass (default 256)")
+    gen.add_argument("--row", type=options.COUNT_OR_ZERO, help="row of --expression-file")
+    gen.add_argument("--seed", type=options.SEED, default=0, help="seed of the first tile (default 0)")
+    gen.add_argument("--batch-size", type=options.COUNT, default=256, help="tiles per forward pass (default 256)")
     gen.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
     gen.add_argument("--out", required=True, help="folder for the PNGs and manifest.csv")
     gen.set_defaults(func=run_generate)

@@ -78,8 +78,8 @@ def int_tuple(text: str) -> tuple[int, ...]:
         sizes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not sizes:
-        raise argparse.ArgumentTypeError("expected at least one size")
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected one or more sizes of at least 1, got {text!r}")
     return sizes
 
 

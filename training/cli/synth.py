@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from training.cli import options
 from training.cli.rnagan import CommandError
 from training.synthetic.paths import DEFAULT_GENE_LIST, DEFAULT_TISSUES
 
@@ -19,13 +20,6 @@ and the ground truth: programs.csv (the morphology programs of each sample) and 
 each program and each tissue moves). Same seed and options, same files. Tissues are GTEx SMTSD names:
 Lung, Brain - Cortex, Liver, Pancreas and Stomach have their own look; others are drawn generically.
 """
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,17 +58,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth-cohort", help="write a synthetic GTEx-format cohort with slides and known ground truth",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="output folder (must not hold a cohort unless --overwrite)")
-    parser.add_argument("--samples-per-tissue", type=positive_int, default=20, metavar="N", help="samples a tissue (default 20)")
+    parser.add_argument("--samples-per-tissue", type=options.COUNT, default=20, metavar="N", help="samples a tissue (default 20)")
     parser.add_argument("--tissues", nargs="+", default=list(DEFAULT_TISSUES), metavar="SMTSD",
                         help="GTEx SMTSD tissue names; quote names with spaces (default: Lung 'Brain - Cortex')")
-    parser.add_argument("--genes", type=positive_int, default=None, metavar="N",
+    parser.add_argument("--genes", type=options.COUNT, default=None, metavar="N",
                         help="keep only the first N genes of the gene list (default: all)")
     parser.add_argument("--gene-list", default=str(DEFAULT_GENE_LIST), metavar="PATH",
                         help="protein-coding gene list, header 'Gene', rows 'rna_<Ensembl ID>' "
                              "(default: ../shared/data/protein_coding_genes.csv beside the repository)")
-    parser.add_argument("--slide-size", type=positive_int, default=2048, metavar="PX", help="slide width and height (default 2048)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--slide-size", type=options.COUNT, default=2048, metavar="PX", help="slide width and height (default 2048)")
+    parser.add_argument("--seed", type=options.SEED, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=options.COUNT, default=os.cpu_count() or 1,
                         help="processes that render slides (default: the number of CPUs)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing complete cohort in --out")
     parser.add_argument("--verbose", action="store_true", help="print each slide as it is written")

@@ -8,6 +8,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from training.cli import options
 from training.cli.rnagan import CommandError
 from training.data.tiling_params import TilingParams
 
@@ -133,22 +134,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tile.add_argument("slides", nargs="+", metavar="SLIDE_OR_DIR",
                       help="slide files (.svs, .tif(f), .ndpi, .mrxs, … anything OpenSlide opens) or folders to scan")
     tile.add_argument("--out", required=True, help="the tile store (an LMDB folder; created or resumed)")
-    tile.add_argument("--workers", type=int, default=1, help="slides tiled in parallel processes (default 1)")
-    tile.add_argument("--tile-size", type=int, default=DEFAULTS.tile_size, help="tile side in px (default %(default)s)")
-    tile.add_argument("--mpp", type=float, default=DEFAULTS.mpp, help="µm per tile px (default %(default)s, i.e. 20×)")
-    tile.add_argument("--max-background", type=float, default=DEFAULTS.max_background,
+    tile.add_argument("--workers", type=options.integer(1, 1024), default=1, help="slides tiled in parallel processes (default 1)")
+    tile.add_argument("--tile-size", type=options.integer(16, 8192), default=DEFAULTS.tile_size, help="tile side in px (default %(default)s)")
+    tile.add_argument("--mpp", type=options.POSITIVE, default=DEFAULTS.mpp, help="µm per tile px (default %(default)s, i.e. 20×)")
+    tile.add_argument("--max-background", type=options.FRACTION, default=DEFAULTS.max_background,
                       help="largest background share of a tile's footprint in the mask (default %(default)s)")
-    tile.add_argument("--max-tiles", type=int, default=DEFAULTS.max_tiles,
+    tile.add_argument("--max-tiles", type=options.COUNT_OR_ZERO, default=DEFAULTS.max_tiles,
                       help="most tiles per slide, a seeded random choice (default %(default)s; 0 for all)")
-    tile.add_argument("--min-contrast", type=float, default=DEFAULTS.min_contrast,
+    tile.add_argument("--min-contrast", type=options.real(0, 255), default=DEFAULTS.min_contrast,
                       help="drop tiles whose std of grey (0–255) is below this (default %(default)s; "
                            "glass ≈ 1, H&E tissue 40–90)")
-    tile.add_argument("--quality", type=int, default=DEFAULTS.quality, help="JPEG quality (default %(default)s)")
-    tile.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the per-slide tile choice (default %(default)s)")
-    tile.add_argument("--assume-mpp", type=float, help="µm/px of level 0 for slides without resolution metadata")
-    tile.add_argument("--mpp-tolerance", type=float, default=DEFAULTS.mpp_tolerance,
+    tile.add_argument("--quality", type=options.integer(1, 100), default=DEFAULTS.quality, help="JPEG quality (default %(default)s)")
+    tile.add_argument("--seed", type=options.SEED, default=DEFAULTS.seed, help="seed of the per-slide tile choice (default %(default)s)")
+    tile.add_argument("--assume-mpp", type=options.POSITIVE, help="µm/px of level 0 for slides without resolution metadata")
+    tile.add_argument("--mpp-tolerance", type=options.FRACTION, default=DEFAULTS.mpp_tolerance,
                       help="read a level as is when its µm/px is within this share of --mpp (default %(default)s)")
-    tile.add_argument("--otsu-range", type=int, nargs=2, default=(DEFAULTS.threshold_min, DEFAULTS.threshold_max),
+    tile.add_argument("--otsu-range", type=options.integer(0, 255), nargs=2, default=(DEFAULTS.threshold_min, DEFAULTS.threshold_max),
                       metavar=("LO", "HI"), help="clamp Otsu's saturation threshold (0–255) into [LO, HI] "
                       f"(default {DEFAULTS.threshold_min} {DEFAULTS.threshold_max})")
     tile.add_argument("--reader", choices=("auto", "openslide"), default="auto",
@@ -169,6 +170,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("tiles-export", help="write tiles of a tile store as PNG files")
     export.add_argument("path", help="the tile store")
     export.add_argument("--out", required=True, help="folder for OUT/SLIDE_ID/X_Y.png")
-    export.add_argument("--limit", type=int, help="at most this many tiles")
+    export.add_argument("--limit", type=options.COUNT, help="at most this many tiles")
     export.add_argument("--slide", help="only this slide")
     export.set_defaults(func=run_tiles_export)

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from training.cli import options
 from training.cli.presets import (
     VAE_PRESETS,
     Option,
@@ -17,17 +18,17 @@ from training.cli.presets import (
 from training.cli.rnagan import CommandError
 
 TRAIN_OPTIONS = (
-    Option("epochs", "--epochs", int, "most epochs to train (early stopping may end sooner)", "N"),
-    Option("batch_size", "--batch-size", int, "samples a step", "N"),
-    Option("lr", "--lr", float, "peak Adam learning rate (after warm-up)", "LR"),
-    Option("beta", "--beta", float, "weight of the KL term (paper 0.005)", "B"),
-    Option("model.latent_dim", "--latent-dim", int, "latent size (the GAN's input size)", "N"),
+    Option("epochs", "--epochs", options.COUNT, "most epochs to train (early stopping may end sooner)", "N"),
+    Option("batch_size", "--batch-size", options.COUNT, "samples a step", "N"),
+    Option("lr", "--lr", options.POSITIVE, "peak Adam learning rate (after warm-up)", "LR"),
+    Option("beta", "--beta", options.real(0), "weight of the KL term (paper 0.005)", "B"),
+    Option("model.latent_dim", "--latent-dim", options.COUNT, "latent size (the GAN's input size)", "N"),
     Option("model.hidden", "--hidden", int_tuple, "encoder hidden sizes, comma-separated; decoder mirrors", "H1,H2"),
-    Option("model.input_dropout", "--input-dropout", float, "dropout on the input genes (default 0)", "P"),
-    Option("warmup_epochs", "--warmup-epochs", float, "linear warm-up length in epochs (applied per step)", "E"),
-    Option("patience", "--patience", int, "early stopping: epochs without validation improvement", "N"),
+    Option("model.input_dropout", "--input-dropout", options.real(0, 0.99), "dropout on the input genes (default 0)", "P"),
+    Option("warmup_epochs", "--warmup-epochs", options.real(0), "linear warm-up length in epochs (applied per step)", "E"),
+    Option("patience", "--patience", options.COUNT_OR_ZERO, "early stopping: epochs without validation improvement", "N"),
     Option("device", "--device", str, "auto (CUDA when visible), cpu or cuda", None, ("auto", "cpu", "cuda")),
-    Option("seed", "--seed", int, "random seed (default 0)", "S"),
+    Option("seed", "--seed", options.SEED, "random seed (default 0)", "S"),
     Option("embedding", "--embedding", str, "figure of real/reconstructed/generated (default umap)", None,
            ("umap", "pca", "none")),
 )
@@ -175,10 +176,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_run_options(sample)
     sample.add_argument("--tissue", required=True, help="a tissue the VAE was trained on")
-    sample.add_argument("--n", type=int, required=True, help="how many samples")
+    sample.add_argument("--n", type=options.COUNT, required=True, help="how many samples")
     sample.add_argument("--out", type=Path, required=True, help="output table (.parquet or .csv)")
-    sample.add_argument("--seed", type=int, default=0, help="default 0")
-    sample.add_argument("--scale", type=float, default=1.0, help="noise scale around the centroid (default 1)")
+    sample.add_argument("--seed", type=options.SEED, default=0, help="default 0")
+    sample.add_argument("--scale", type=options.real(0), default=1.0, help="noise scale around the centroid (default 1)")
     _add_units(sample)
     sample.set_defaults(func=run_sample)
 

@@ -94,9 +94,18 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
             sep = "\t"
         else:
             sep = None  # let pandas sniff
-        return pd.read_csv(path, sep=sep, index_col=0, engine="python" if sep is None else "c")
+        engine = "python" if sep is None else "c"
+        header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, engine=engine).iloc[0].tolist()
+        table = pd.read_csv(path, sep=sep, index_col=0, engine=engine)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ExpressionError(f"{path}: cannot read the table ({exc})") from None
+    # pandas renames a repeated column ("G", "G.1"), which would then match no gene and vanish silently.
+    seen: dict[str, int] = {}
+    for column, name in enumerate(header[1:], start=2):
+        if name in seen:
+            raise ExpressionError(f"{path}: column {name!r} appears twice (columns {seen[name]} and {column})")
+        seen[name] = column
+    return table
 
 
 @dataclass(frozen=True)
@@ -155,13 +164,20 @@ def align_expression(
     # Which table label feeds each scaler gene (the first one that matches it).
     source_of = np.full(len(scaler.genes), -1, dtype=np.int64)
     how_counts = {"exact": 0, "without_version": 0, "symbol": 0}
-    unmatched, duplicates = [], []
+    unmatched: list[str] = []
     for position, label in enumerate(gene_labels):
         found = index.lookup(label)
         if found is None:
             unmatched.append(str(label))
         elif source_of[found[0]] >= 0:
-            duplicates.append(str(label))
+            # Two labels for one gene (a repeated row, or two versions of it): taking either one would
+            # silently drop the other's values.
+            first = gene_labels[source_of[found[0]]]
+            raise ExpressionError(
+                f"{source}: gene {scaler.genes[found[0]]} is given twice, as {str(first)!r} "
+                f"({_where(orientation, source_of[found[0]])}) and {str(label)!r} ({_where(orientation, position)}); "
+                "keep one"
+            )
         else:
             source_of[found[0]] = position
             how_counts[found[1]] += 1
@@ -184,7 +200,9 @@ def align_expression(
             _refuse_text(source, bad[rows], str(label), [str(gene_labels[r]) for r in rows])
             kept_samples.append(str(label))
             columns.append(numbers[rows])
-        values = np.stack(columns) if columns else np.empty((0, len(present)))
+        if not columns:
+            raise ExpressionError(f"{source}: no sample column holds a number (ignored: {ignored[:5]})")
+        values = np.stack(columns)
     else:
         kept_samples = [str(label) for label in sample_labels]
         values = np.empty((len(kept_samples), len(present)))
@@ -195,6 +213,13 @@ def align_expression(
     duplicated_samples = pd.Index(kept_samples)[pd.Index(kept_samples).duplicated()]
     if len(duplicated_samples):
         raise ExpressionError(f"{source}: duplicate sample ID {duplicated_samples[0]!r}")
+    infinite = np.argwhere(np.isinf(values))
+    if len(infinite):
+        s, g = infinite[0]
+        raise ExpressionError(
+            f"{source}: sample {kept_samples[s]}, gene {scaler.genes[present[g]]}: value {values[s, g]} is not "
+            "a finite number"
+        )
     negative = np.argwhere(values < 0)
     if len(negative):
         s, g = negative[0]
@@ -222,11 +247,15 @@ def align_expression(
         "missing_values": int(np.isnan(values).sum()),
         "genes_not_observed_in_training": unobserved,
         "labels_unmatched": {"count": len(unmatched), "examples": unmatched[:EXAMPLES]},
-        "labels_duplicate": {"count": len(duplicates), "examples": duplicates[:EXAMPLES]},
         "ignored_columns": ignored,
         "ambiguous_symbols": sorted(index.ambiguous_symbols)[:EXAMPLES],
     }
     return AlignedExpression(samples=kept_samples, genes=scaler.genes, matrix=matrix, coverage=coverage)
+
+
+def _where(orientation: str, position: int) -> str:
+    # Data rows start on the file's line 2, after the header; columns are counted from 1 after the labels.
+    return f"line {position + 2}" if orientation == "genes-rows" else f"column {position + 2}"
 
 
 def _refuse_text(

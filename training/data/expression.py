@@ -14,14 +14,12 @@ matrix.npy (float32 samples × genes, z-scored log1p TPM), splits.csv, genes.txt
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import math
 import os
-import shutil
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,10 +30,17 @@ import pandas as pd
 
 from training import __version__
 from training.data.gct import read_gct, read_gct_header
-from training.data.genes import ExpressionError, match_genes, read_gene_list, strip_version
+from training.data.genes import (
+    DUPLICATE_RULES,
+    ExpressionError,
+    duplicate_rows,
+    match_genes,
+    read_gene_list,
+    strip_version,
+)
 from training.data.samples import SPLITS, assign_splits, read_sample_attributes, slide_id_from_sample
 from training.data.scaler import DEFAULT_SD_FLOOR, SCALER_FILE, Scaler, fit_scaler, load_scaler, save_scaler
-from training.utils.io import read_json, write_json
+from training.utils.io import atomic_folder, read_json, write_json
 
 MATRIX_FILE, SPLITS_FILE, GENES_FILE, REPORT_FILE = "matrix.npy", "splits.csv", "genes.txt", "report.json"
 SPLIT_COLUMNS = ["sample_id", "slide_id", "tissue", "split"]
@@ -55,6 +60,7 @@ class PrepareConfig:
     overwrite: bool = False  # replace an existing output folder
     min_matched: float = 0.9
     sd_floor: float = DEFAULT_SD_FLOOR
+    duplicate_genes: str = "error"  # a gene on several GCT rows: "error", or "sum" their TPMs (see merge)
 
     def to_dict(self) -> dict[str, Any]:
         # Not training.utils.runs.config_to_dict: that module imports torch, which preparation does not need.
@@ -64,6 +70,18 @@ class PrepareConfig:
         }
 
     def validate(self) -> None:
+        """Every option and input path, before any reading: a bad option found late wastes a 3 GB read."""
+        for name in ("gct", "attributes", "genes"):
+            path = getattr(self, name)
+            if not path.exists() or path.is_dir():  # a named pipe (<(zcat …)) is fine: it streams
+                raise ExpressionError(f"{path}: --{name} " + ("is a folder, not a file" if path.is_dir()
+                                                             else "file not found"))
+        if not (math.isfinite(self.sd_floor) and self.sd_floor > 0):
+            raise ExpressionError(f"--sd-floor {self.sd_floor}: give a positive number (default {DEFAULT_SD_FLOOR})")
+        if self.duplicate_genes not in DUPLICATE_RULES:
+            raise ExpressionError(f"--duplicate-genes {self.duplicate_genes!r}: choose {' or '.join(DUPLICATE_RULES)}")
+        if not 0 <= self.seed < 2**63:
+            raise ExpressionError(f"--seed {self.seed}: give 0 … 2**63 - 1")
         if not self.tissues:
             raise ExpressionError("no tissues given")
         if len(set(self.tissues)) != len(self.tissues):
@@ -108,27 +126,6 @@ def _select_samples(
     return pd.concat(frames, ignore_index=True)
 
 
-@contextlib.contextmanager
-def _atomic_folder(target: Path, *, overwrite: bool) -> Iterator[Path]:
-    """Build a folder under a temporary name beside the target and rename it into place on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        if target.exists():
-            if not overwrite and (not target.is_dir() or any(target.iterdir())):
-                raise ExpressionError(f"{target}: output appeared while preparing; not replacing it")
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "previous")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def prepare_expression(
     config: PrepareConfig, *, log: Callable[[str], None] = lambda message: None
 ) -> dict[str, Any]:
@@ -160,6 +157,7 @@ def prepare_expression(
         nonnegative=True,
     )
     log(f"read {data.rows_in_file} GCT rows in {time.perf_counter() - started:.1f} s; kept {len(data.genes)}")
+    duplicates = merge_duplicate_rows(config, genes, data)
     match = match_genes(genes, data.genes)
     matched = len(genes) - len(match.missing)
     report["genes"] = {
@@ -170,6 +168,7 @@ def prepare_expression(
         "matched_without_version": {"count": len(match.without_version), "pairs": match.without_version},
         "missing": {"count": len(match.missing), "ids": match.missing},
         "fraction_matched": round(matched / len(genes), 6),
+        "duplicates_in_gct": duplicates,
     }
     if matched < config.min_matched * len(genes):
         if not config.force:
@@ -198,7 +197,7 @@ def prepare_expression(
     report["scaler"] = {"sd_floor": config.sd_floor, "genes_at_floor": at_floor}
     report["seconds"] = round(time.perf_counter() - started, 2)
 
-    with _atomic_folder(config.out, overwrite=config.overwrite) as folder:
+    with atomic_folder(config.out, overwrite=config.overwrite) as folder:
         np.save(folder / MATRIX_FILE, matrix)
         samples[SPLIT_COLUMNS].to_csv(folder / SPLITS_FILE, index=False)
         (folder / GENES_FILE).write_text("".join(f"{g}\n" for g in genes), encoding="utf-8")
@@ -206,6 +205,32 @@ def prepare_expression(
         write_json(folder / REPORT_FILE, report)
     log(f"wrote {config.out}: {matrix.shape[0]} samples × {matrix.shape[1]} genes")
     return report
+
+
+def merge_duplicate_rows(config: PrepareConfig, genes: Sequence[str], data) -> dict[str, Any]:
+    """Refuse a gene the GCT holds on several rows, naming its lines; with the "sum" rule add the rows'
+    TPMs into the first (the one `match_genes` picks), as a gene's TPM is the sum over its pieces.
+
+    Returns the report entry: the rule and, per merged gene, its GCT lines and row names.
+    """
+    groups = duplicate_rows(genes, data.genes)
+    if groups and config.duplicate_genes == "error":
+        gene, rows = next(iter(groups.items()))
+        where = ", ".join(f"line {data.lines[r]} ({data.genes[r]})" for r in rows)
+        more = f"; {len(groups) - 1} more listed gene(s) are on several rows too" if len(groups) > 1 else ""
+        raise ExpressionError(
+            f"{config.gct}: gene {gene} is on {len(rows)} rows: {where}{more}. Keep one row per gene, or pass "
+            "--duplicate-genes sum to add their TPMs (the rule is recorded in report.json)"
+        )
+    merged = {}
+    for gene, rows in groups.items():
+        total = data.values[rows].astype(np.float64).sum(axis=0)
+        if not np.isfinite(total.astype(np.float32)).all():
+            raise ExpressionError(f"{config.gct}: gene {gene}: the sum of its rows overflows 32-bit floats")
+        data.values[rows[0]] = total
+        merged[gene] = {"lines": [int(data.lines[r]) for r in rows], "names": [data.genes[r] for r in rows]}
+    return {"rule": config.duplicate_genes, "count": len(merged),
+            "genes": dict(list(merged.items())[:EXAMPLES])}
 
 
 def _sample_counts(samples: pd.DataFrame) -> dict[str, Any]:

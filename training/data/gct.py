@@ -10,7 +10,6 @@ iter_gct_names read the header and the first two columns.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import queue
 import threading
@@ -18,10 +17,10 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
-import pandas as pd
+
+from training.data.gct_values import GctFormatError, ValueBlock
 
 # Reading streams: a GTEx TPM file is 56,200 genes × 17,382 samples (about 3 GB of text), while a
 # preparation keeps a few tissues' samples and the protein-coding genes. Only the header is read whole;
@@ -33,17 +32,6 @@ HEADER_NAMES = ("name", "description")
 READ_BYTES = 1 << 18  # plain input per read
 INFLATE_BYTES = 1 << 20  # decompressed output per block
 QUEUED_BLOCKS = 8
-PARSE_ROWS = 256  # kept rows converted together
-
-
-class GctFormatError(ValueError):
-    """The file is not valid GCT 1.2; the message names the file and the line."""
-
-    def __init__(self, path: str | os.PathLike[str], line: int | None, message: str) -> None:
-        where = f"{path}, line {line}" if line is not None else str(path)
-        super().__init__(f"{where}: {message}")
-        self.path = Path(path)
-        self.line = line
 
 
 @dataclass(frozen=True)
@@ -63,6 +51,7 @@ class GctData:
     samples: list[str]
     values: np.ndarray
     rows_in_file: int
+    lines: Sequence[int]  # each kept row's line number in the file, to name it in messages
 
 
 def _put(blocks: queue.Queue, item: object, stop: threading.Event) -> None:
@@ -155,6 +144,7 @@ def _read_header(lines: Iterator[bytes], path: Path) -> GctHeader:
         first, dims, names = (next(lines, b"") for _ in range(3))
     except (EOFError, OSError, zlib.error) as exc:
         raise GctFormatError(path, None, f"not a readable gzip file ({exc})") from None
+    first = first.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as Windows editors write
     if first.strip() != b"#1.2":
         shown = first[:40].decode("utf-8", "replace").strip()
         raise GctFormatError(path, 1, f"not a GCT 1.2 file: the first line should be '#1.2', found {shown!r}")
@@ -282,7 +272,7 @@ def read_gct(
         fields = np.array([column_of[s] + 2 for s in samples], dtype=np.int64)  # after Name, Description
         order = np.argsort(fields, kind="stable")
         pick = _FieldPicker(fields[order])
-        block = _Block(path, [samples[i] for i in order], np.argsort(order), nonnegative,
+        block = ValueBlock(path, [samples[i] for i in order], np.argsort(order), nonnegative,
                        capacity=expected_genes or 1024)
         rows = 0
         for line_no, line in _data_lines(lines, header):
@@ -295,97 +285,7 @@ def read_gct(
             block.add(line_no, name, description, chosen)
         values = block.finish()
     return GctData(genes=block.genes, descriptions=block.descriptions, samples=samples, values=values,
-                   rows_in_file=rows)
-
-
-class _Block:
-    """Collects kept rows' chosen fields and converts PARSE_ROWS rows at a time into a growing buffer.
-
-    `samples` are in file order (as the fields were cut); `to_asked[j]` is the file-order column that
-    goes to column j of the result.
-    """
-
-    def __init__(self, path: Path, samples: list[str], to_asked: np.ndarray, nonnegative: bool,
-                 capacity: int) -> None:
-        self.path, self.samples, self.to_asked, self.nonnegative = path, samples, to_asked, nonnegative
-        self.buffer = np.empty((max(capacity, 1), len(samples)), dtype=np.float32)
-        self.genes: list[str] = []
-        self.descriptions: list[str] = []
-        self.pending: list[tuple[int, bytes]] = []  # (line number, b"v1\tv2\t...vk\t")
-
-    def add(self, line_no: int, name: bytes, description: bytes, chosen: bytes) -> None:
-        self.genes.append(name.decode("utf-8", "replace").strip())
-        self.descriptions.append(description.decode("utf-8", "replace").strip())
-        self.pending.append((line_no, chosen))
-        if len(self.pending) == PARSE_ROWS:
-            self._convert()
-
-    def finish(self) -> np.ndarray:
-        self._convert()
-        values = self.buffer[: len(self.genes)]
-        return values.copy() if len(values) < 0.75 * len(self.buffer) else values
-
-    def _convert(self) -> None:
-        if not self.pending:
-            return
-        start, end = len(self.genes) - len(self.pending), len(self.genes)
-        if end > len(self.buffer):
-            grown = np.empty((max(2 * len(self.buffer), end), len(self.samples)), dtype=np.float32)
-            grown[:start] = self.buffer[:start]
-            self.buffer = grown
-        if self.samples:
-            parsed = self._parse()
-            bad = ~np.isfinite(parsed)
-            if self.nonnegative:
-                bad |= parsed < 0
-            if bad.any():
-                row, column = np.argwhere(bad)[0]
-                self._refuse(int(row), int(column))
-            self.buffer[start:end] = parsed[:, self.to_asked]
-        self.pending = []
-
-    def _parse(self) -> np.ndarray:
-        # One value a line: pandas' C parser reads a single column much faster than a 17k-wide row.
-        text = b"".join(chosen for _, chosen in self.pending).replace(b"\t", b"\n")
-        shape = (len(self.pending), len(self.samples))
-        try:
-            parsed = pd.read_csv(io.BytesIO(text), header=None, names=["v"], dtype=np.float32, engine="c",
-                                 na_filter=False, skip_blank_lines=False)["v"].to_numpy()
-            if parsed.size == shape[0] * shape[1]:
-                return parsed.reshape(shape)
-        except (ValueError, pd.errors.ParserError):
-            pass
-        # Slow path: Python's float() value by value, which names the first value it cannot read.
-        rows = []
-        for row, (_, chosen) in enumerate(self.pending):
-            fields = chosen.split(b"\t")[:-1]
-            try:
-                rows.append([float(v) for v in fields])
-            except ValueError:
-                self._refuse(row, next(c for c, v in enumerate(fields) if not _is_number(v)))
-        return np.asarray(rows, dtype=np.float32)
-
-    def _refuse(self, row: int, column: int) -> NoReturn:
-        line_no, chosen = self.pending[row]
-        raw = chosen.split(b"\t")[column]
-        gene = self.genes[len(self.genes) - len(self.pending) + row]
-        text = raw.decode("utf-8", "replace").strip()
-        if not _is_number(raw):
-            problem = "not a number"
-        elif not np.isfinite(float(raw)):
-            problem = "not a finite number"
-        else:
-            problem = "negative"
-        message = f"gene {gene}, sample {self.samples[column]}: value {text!r} is {problem}"
-        raise GctFormatError(self.path, line_no, message)
-
-
-def _is_number(text: bytes) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+                   rows_in_file=rows, lines=block.lines)
 
 
 def iter_gct_names(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:

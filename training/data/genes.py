@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from training.utils.errors import RnaganError
+
 GENE_PREFIX = "rna_"
 
 # `.4` in `ENSG00000186092.4`; also before a suffix such as GENCODE's `_PAR_Y`, which names another gene.
 _VERSION = re.compile(r"\.\d+(?=$|_)")
 
 
-class ExpressionError(ValueError):
+class ExpressionError(RnaganError, ValueError):
     """Input that cannot be prepared; the message names the file and what is wrong.
 
     Defined here rather than in training.data.expression (which imports it from here) because a bad gene
@@ -110,3 +112,26 @@ def match_genes(wanted: Sequence[str], available: Sequence[str]) -> GeneMatch:
         without_version=without_version,
         missing=missing,
     )
+
+
+DUPLICATE_RULES = ("error", "sum")
+
+
+def duplicate_rows(wanted: Sequence[str], available: Sequence[str]) -> dict[str, list[int]]:
+    """Listed genes that more than one available row could be, gene → those rows in file order.
+
+    A gene's rows are those of the same name (with version) or, when there is none, those of the same ID
+    without version (ENSG….4 and ENSG….5 for a listed ENSG….6). `match_genes` takes the first of them:
+    kept silently, a second row's values would be thrown away without a word.
+    """
+    by_name: dict[str, list[int]] = {}
+    by_base: dict[str, list[int]] = {}
+    for row, name in enumerate(available):
+        by_name.setdefault(name, []).append(row)
+        by_base.setdefault(strip_version(name), []).append(row)
+    groups = {}
+    for gene in wanted:
+        rows = by_name.get(gene) or by_base.get(strip_version(gene), [])
+        if len(rows) > 1:
+            groups[gene] = rows
+    return groups

@@ -33,6 +33,7 @@ def read_sample_attributes(path: str | os.PathLike[str]) -> pd.DataFrame:
         columns = [c.strip() for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig", **options).columns]
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
         raise ExpressionError(f"{path}: not a readable tab-separated attributes file ({exc})") from None
+    _check_row_widths(path)
     absent = [c for c in ("SAMPID", "SMTSD") if c not in columns]
     if absent:
         raise ExpressionError(
@@ -51,6 +52,21 @@ def read_sample_attributes(path: str | os.PathLike[str]) -> pd.DataFrame:
         lines = (table.index[table["SAMPID"] == sample] + 2).tolist()
         raise ExpressionError(f"{path}: duplicate sample ID {sample!r} on lines {lines}")
     return table[table["SAMPID"] != ""].reset_index(drop=True)
+
+
+def _check_row_widths(path: Path) -> None:
+    """Refuse a row with another number of fields than the header: pandas pads a short row with empty
+    values, so a SMTSD lost to a missing tab would read as an empty tissue, silently."""
+    width = None
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\r\n").count("\t") + 1
+            if width is None:
+                width = fields
+            elif fields != width:
+                raise ExpressionError(f"{path}, line {number}: {fields} tab-separated fields, the header has {width}")
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> list[int]:

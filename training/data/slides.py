@@ -31,6 +31,8 @@ import numpy as np
 import openslide
 from PIL import Image
 
+from training.utils.errors import RnaganError
+
 # Formats OpenSlide opens, as found when scanning a folder. DICOM is left out of folder scans because
 # every file of one DICOM slide would be listed; name one of its files explicitly instead.
 SLIDE_EXTENSIONS = (".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif")
@@ -38,7 +40,7 @@ FAST_VENDORS = {"aperio", "generic-tiff"}  # OpenSlide levels are exactly the ti
 TIFF_CACHE_BYTES = 96 * 2**20
 
 
-class SlideError(Exception):
+class SlideError(RnaganError):
     """A slide that cannot be tiled. The message names the slide."""
 
 

@@ -31,6 +31,8 @@ import lmdb
 import numpy as np
 from PIL import Image
 
+from training.utils.errors import RnaganError
+
 FORMAT_VERSION = 1
 META_DB, SLIDES_DB, STORE_DB = b"meta", b"slides", b"store"
 INITIAL_MAP_SIZE = 2**30  # grown by doubling when full; the file on disk only holds what is written
@@ -56,6 +58,21 @@ def _is_store(path: Path) -> bool:
     return (path / "data.mdb").is_file()
 
 
+class TileStoreError(RnaganError, ValueError):
+    """A folder whose data.mdb is not a readable tile store (random bytes, truncated, another LMDB)."""
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        reason = " ".join(str(cause).split()).removeprefix(f"{path}: ")
+        super().__init__(f"{path}: not a readable tile store ({reason}); rebuild it with rnagan tile-slides")
+
+
+def _open_for_writing(path: Path, **options: Any) -> lmdb.Environment:
+    try:
+        return lmdb.open(str(path), **options)
+    except lmdb.Error as exc:
+        raise TileStoreError(path, exc) from None
+
+
 class TileStoreWriter:
     """The single writer. Every method is one transaction: a slide's old keys go in the same transaction
     that marks it partial, so a crash leaves either the old state or a `partial` slide to redo."""
@@ -68,7 +85,7 @@ class TileStoreWriter:
             raise FileExistsError(f"{self.path}: folder is not empty and holds no tile store")
         self.path.mkdir(parents=True, exist_ok=True)
         used = (self.path / "data.mdb").stat().st_size if _is_store(self.path) else 0
-        self.env = lmdb.open(str(self.path), map_size=max(INITIAL_MAP_SIZE, 2 * used), max_dbs=4,
+        self.env = _open_for_writing(self.path, map_size=max(INITIAL_MAP_SIZE, 2 * used), max_dbs=4,
                              subdir=True, readahead=False, meminit=False)
         with self.env.begin(write=True) as txn:
             self.meta = self.env.open_db(META_DB, txn=txn)
@@ -144,11 +161,14 @@ class TileStore:
         self.path = Path(path)
         if not _is_store(self.path):
             raise FileNotFoundError(f"{self.path}: no tile store here (expected an LMDB folder with data.mdb)")
-        self.env = lmdb.open(str(self.path), readonly=True, lock=lock, max_dbs=4, subdir=True,
-                             readahead=False, max_readers=1024)
-        # Opened without a caller's transaction: py-lmdb keeps such handles valid beyond it.
-        self.meta_db = self.env.open_db(META_DB, create=False)
-        self.slides_db = self.env.open_db(SLIDES_DB, create=False)
+        try:
+            self.env = lmdb.open(str(self.path), readonly=True, lock=lock, max_dbs=4, subdir=True,
+                                 readahead=False, max_readers=1024)
+            # Opened without a caller's transaction: py-lmdb keeps such handles valid beyond it.
+            self.meta_db = self.env.open_db(META_DB, create=False)
+            self.slides_db = self.env.open_db(SLIDES_DB, create=False)
+        except lmdb.Error as exc:
+            raise TileStoreError(self.path, exc) from None
 
     def close(self) -> None:
         self.env.close()

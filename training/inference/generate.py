@@ -138,6 +138,7 @@ def load_generator(
     model = Generator(config)
     load_state_checked(model, load_weights(run / GENERATOR_FILE), run / GENERATOR_FILE)
     model = model.to(dev).eval().requires_grad_(False)
+    refuse_constant_output(model, conditioning, run / GENERATOR_FILE, dev)
     if dev.type == "cuda":
         model = model.use_channels_last()
         if compile:
@@ -152,6 +153,21 @@ def load_generator(
         expression_dir=Path(raw["expression_dir"]) if raw.get("expression_dir") else None,
         device=dev,
     )
+
+
+def refuse_constant_output(model: Generator, conditioning: str, source: Path, device: torch.device) -> None:
+    """Refuse a generator that draws one flat image whatever its input: damaged or zeroed weights (those
+    of a file saved before checksums, say) gave all-black tiles without a word."""
+    config = model.config
+    width = latent_dim_of(conditioning, config.input_dim, config.noise_dim)
+    latents = torch.zeros(2, width) if takes_expression(conditioning) else None
+    inputs = sampling_input(conditioning, [0, 1], config.input_dim, latents, noise_dim=config.noise_dim)
+    tiles = render(model, inputs, batch_size=2, device=device)
+    if int(tiles.max()) == int(tiles.min()):
+        raise CheckpointError(
+            f"{source}: the generator draws the same flat image (every pixel {int(tiles.min())}) whatever its "
+            "input: its weights are damaged or zeroed; copy the file again from where it was trained, or retrain"
+        )
 
 
 def save_generator_run(

@@ -58,11 +58,11 @@ from training.loops.loss_log import LOSSES_FILE, LossLog, truncate_losses
 from training.loops.wgan import train_step
 from training.networks.gan import Critic, Generator, init_weights
 from training.networks.inputs import latent_dim_of, sampling_input, takes_expression
-from training.utils.checkpoints import GENERATOR_FILE
+from training.utils.checkpoints import CONFIG_FILE, GENERATOR_FILE
 from training.utils.device import autocast, pick_device, seed_everything
 from training.utils.ema import EMA, recalibrate_batchnorm
 from training.utils.images import render, save_png, tile_grid
-from training.utils.runs import make_run_dir, save_weights
+from training.utils.runs import discard_staged, make_run_dir, publish_run_dir, save_weights, stage_run_dir
 
 LATENTS_FILE = "latents.safetensors"
 
@@ -187,8 +187,19 @@ def train_gan(
     main = rank == 0
     run = Path(out)
     start = load_checkpoint(run, config) if resume else None
-    if main:
-        make_run_dir(run, config, resume=resume)
+    # A new run is built under a hidden name and appears as `out` only once training has started: a
+    # start that fails (unknown tissue, a corrupt store) leaves nothing that blocks the next try.
+    staging = stage_run_dir(run, config) if main and not (resume and (run / CONFIG_FILE).exists()) else None
+    try:
+        if main and staging is None:
+            make_run_dir(run, config, resume=resume)
+        return _train(config, run, staging, runtime, rank, world, device, start, dataset, conditioning)
+    finally:
+        discard_staged(staging)
+
+
+def _train(config, run, staging, runtime, rank, world, device, start, dataset, conditioning) -> Path:
+    main = rank == 0
     if dataset is None:
         dataset, conditioning = prepare_run_inputs(config, run, device)
     conditioning = conditioning or ConditioningData()
@@ -198,8 +209,8 @@ def train_gan(
             raise ValueError(
                 f"RNA-GAN (--conditioning {mode}) needs the VAE latent table (--vae and --expression)"
             )
-        if main and not (run / LATENTS_FILE).exists():
-            conditioning.table.save(run / LATENTS_FILE)
+        if main and not ((staging or run) / LATENTS_FILE).exists():
+            conditioning.table.save((staging or run) / LATENTS_FILE)
     table = conditioning.table.to(device) if conditioning.table is not None else None
 
     cuda = device.type == "cuda"
@@ -248,6 +259,8 @@ def train_gan(
             f"{len(dataset)} tiles over {world} process(es) do not fill one step of "
             f"{n_critic} × {config.batch_size} tiles: lower --batch-size or --n-critic"
         )
+    if staging is not None:
+        publish_run_dir(staging, run)  # everything that can refuse the run has run: training starts
     rng = torch.Generator(device=device)
     log = LossLog(run / LOSSES_FILE, enabled=main)
     images_per_step = config.batch_size * n_critic * world

@@ -44,7 +44,7 @@ from training.networks.vae import (
 )
 from training.utils.device import autocast, pick_device, seed_everything
 from training.utils.io import atomic_path, write_csv, write_json
-from training.utils.runs import ConfigError, make_run_dir, save_weights
+from training.utils.runs import ConfigError, discard_staged, publish_run_dir, save_weights, stage_run_dir
 from training.utils.schedules import warmup_cosine
 
 EMBEDDINGS = ("umap", "pca", "none")
@@ -158,119 +158,127 @@ def train_vae(config: TrainVAEConfig, out: str | Path, *, log: Callable[[str], N
             f"(has {len(train_rows)} and {len(val_rows)})"
         )
 
-    run = make_run_dir(out, config)
-    for name in (GENES_FILE, SCALER_FILE):
-        with atomic_path(run / name) as tmp:
-            shutil.copyfile(Path(config.data) / name, tmp)
-    seed_everything(config.seed)
-    device = pick_device(config.device)
-    if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")
-    model = BetaVAE(config.model).to(device)
-    x_train = torch.from_numpy(np.ascontiguousarray(prepared.matrix[train_rows])).to(device)
-    x_val = torch.from_numpy(np.ascontiguousarray(prepared.matrix[val_rows])).to(device)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda"
-    )
-    steps_per_epoch = len(_batches(len(train_rows), config.batch_size))
-    scheduler = warmup_cosine(
-        optimizer,
-        total_steps=config.epochs * steps_per_epoch,
-        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
-        final_ratio=config.final_lr_ratio,
-    )
-    n_params = sum(p.numel() for p in model.parameters())
-    log(
-        f"β-VAE {config.model.n_genes} → {'/'.join(map(str, config.model.hidden))} → {config.model.latent_dim} "
-        f"({n_params / 1e6:.1f} M parameters) on {device}; {len(train_rows)} train / {len(val_rows)} val "
-        f"samples, {steps_per_epoch} steps an epoch; run folder {run}"
-    )
-
-    shuffler = torch.Generator().manual_seed(config.seed)
-    stopper = EarlyStopping(config.patience, config.min_delta)
-    history: list[dict[str, float]] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    last_save = time.monotonic()
-    started = time.monotonic()
-    for epoch in range(1, config.epochs + 1):
-        tick = time.monotonic()
-        model.train()
-        order = torch.randperm(len(train_rows), generator=shuffler).to(device)
-        sums = torch.zeros(2, device=device)  # recon, kl; summed over samples, read once an epoch
-        seen = 0
-        for a, b in _batches(len(train_rows), config.batch_size):
-            batch = x_train[order[a:b]]
-            with autocast(device, config.bf16):
-                out = model(batch)
-            terms = vae_loss(out.recon, batch, out.mu, out.logvar, beta=config.beta)
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
-            scheduler.step()
-            sums += torch.stack([terms.recon.detach(), terms.kl.detach()]) * (b - a)
-            seen += b - a
-        train_recon, train_kl = (sums / seen).tolist()
-        val = evaluate_loss(model, x_val, beta=config.beta, batch_size=max(config.batch_size, 256), bf16=config.bf16)
-        if not all(math.isfinite(v) for v in (train_recon, train_kl, val["loss"])):
-            raise FloatingPointError(
-                f"training diverged at epoch {epoch} (train recon {train_recon}, KL {train_kl}, "
-                f"val loss {val['loss']}); try a lower --lr"
-            )
-        row = {
-            "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": train_recon + config.beta * train_kl, "train_recon": train_recon, "train_kl": train_kl,
-            "val_loss": val["loss"], "val_recon": val["recon"], "val_kl": val["kl"],
-            "seconds": time.monotonic() - tick,
-        }
-        history.append(row)
-        improved = stopper.improved(epoch, val["loss"])
-        if improved:
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            if time.monotonic() - last_save > SAVE_INTERVAL_S:
-                save_weights(run / WEIGHTS_FILE, best_state, metadata={"epoch": str(epoch)})
-                last_save = time.monotonic()
-        write_losses(run / "losses.csv", history)
-        log(
-            f"epoch {epoch:>3}/{config.epochs}  train recon {train_recon:.4f} KL {train_kl:9.2f}  "
-            f"val recon {val['recon']:.4f} KL {val['kl']:9.2f} loss {val['loss']:.4f}  "
-            f"lr {row['lr']:.2e}  {row['seconds']:.1f} s" + ("  *" if improved else "")
+    # Built under a hidden name and renamed to `out` when complete: a run killed or failing midway
+    # leaves no half run folder (train-vae has no --resume; a rerun starts afresh).
+    target = Path(out)  # `out` is reused for model outputs below
+    run = staging = stage_run_dir(target, config)
+    try:
+        for name in (GENES_FILE, SCALER_FILE):
+            with atomic_path(run / name) as tmp:
+                shutil.copyfile(Path(config.data) / name, tmp)
+        seed_everything(config.seed)
+        device = pick_device(config.device)
+        if device.type == "cuda":
+            torch.set_float32_matmul_precision("high")
+        model = BetaVAE(config.model).to(device)
+        x_train = torch.from_numpy(np.ascontiguousarray(prepared.matrix[train_rows])).to(device)
+        x_val = torch.from_numpy(np.ascontiguousarray(prepared.matrix[val_rows])).to(device)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda"
         )
-        if stopper.should_stop(epoch):
-            log(f"early stop: no improvement for {config.patience} epochs (best epoch {stopper.best_epoch})")
-            break
-    train_seconds = time.monotonic() - started
+        steps_per_epoch = len(_batches(len(train_rows), config.batch_size))
+        scheduler = warmup_cosine(
+            optimizer,
+            total_steps=config.epochs * steps_per_epoch,
+            warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+            final_ratio=config.final_lr_ratio,
+        )
+        n_params = sum(p.numel() for p in model.parameters())
+        log(
+            f"β-VAE {config.model.n_genes} → {'/'.join(map(str, config.model.hidden))} → {config.model.latent_dim} "
+            f"({n_params / 1e6:.1f} M parameters) on {device}; {len(train_rows)} train / {len(val_rows)} val "
+            f"samples, {steps_per_epoch} steps an epoch; run folder {run}"
+        )
 
-    assert best_state is not None  # the first epoch always improves on inf (losses are finite)
-    save_weights(run / WEIGHTS_FILE, best_state, metadata={"epoch": str(stopper.best_epoch)})
-    model.load_state_dict(best_state)
-    del x_train, x_val, optimizer
-    vae = LoadedVAE(model, prepared.genes, device=device, scaler=prepared.scaler, run_dir=run)
-    vae.centroids = tissue_centroids(vae, prepared.matrix[train_rows], tissues[train_rows])
-    save_centroids(run / CENTROIDS_FILE, vae.centroids)
+        shuffler = torch.Generator().manual_seed(config.seed)
+        stopper = EarlyStopping(config.patience, config.min_delta)
+        history: list[dict[str, float]] = []
+        best_state: dict[str, torch.Tensor] | None = None
+        last_save = time.monotonic()
+        started = time.monotonic()
+        for epoch in range(1, config.epochs + 1):
+            tick = time.monotonic()
+            model.train()
+            order = torch.randperm(len(train_rows), generator=shuffler).to(device)
+            sums = torch.zeros(2, device=device)  # recon, kl; summed over samples, read once an epoch
+            seen = 0
+            for a, b in _batches(len(train_rows), config.batch_size):
+                batch = x_train[order[a:b]]
+                with autocast(device, config.bf16):
+                    out = model(batch)
+                terms = vae_loss(out.recon, batch, out.mu, out.logvar, beta=config.beta)
+                optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                optimizer.step()
+                scheduler.step()
+                sums += torch.stack([terms.recon.detach(), terms.kl.detach()]) * (b - a)
+                seen += b - a
+            train_recon, train_kl = (sums / seen).tolist()
+            val = evaluate_loss(model, x_val, beta=config.beta, batch_size=max(config.batch_size, 256), bf16=config.bf16)
+            if not all(math.isfinite(v) for v in (train_recon, train_kl, val["loss"])):
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch} (train recon {train_recon}, KL {train_kl}, "
+                    f"val loss {val['loss']}); try a lower --lr"
+                )
+            row = {
+                "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": train_recon + config.beta * train_kl, "train_recon": train_recon, "train_kl": train_kl,
+                "val_loss": val["loss"], "val_recon": val["recon"], "val_kl": val["kl"],
+                "seconds": time.monotonic() - tick,
+            }
+            history.append(row)
+            improved = stopper.improved(epoch, val["loss"])
+            if improved:
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                if time.monotonic() - last_save > SAVE_INTERVAL_S:
+                    save_weights(run / WEIGHTS_FILE, best_state, metadata={"epoch": str(epoch)})
+                    last_save = time.monotonic()
+            write_losses(run / "losses.csv", history)
+            log(
+                f"epoch {epoch:>3}/{config.epochs}  train recon {train_recon:.4f} KL {train_kl:9.2f}  "
+                f"val recon {val['recon']:.4f} KL {val['kl']:9.2f} loss {val['loss']:.4f}  "
+                f"lr {row['lr']:.2e}  {row['seconds']:.1f} s" + ("  *" if improved else "")
+            )
+            if stopper.should_stop(epoch):
+                log(f"early stop: no improvement for {config.patience} epochs (best epoch {stopper.best_epoch})")
+                break
+        train_seconds = time.monotonic() - started
 
-    metrics: dict[str, Any] = {
-        "best_epoch": stopper.best_epoch,
-        "best_val_loss": stopper.best,
-        "epochs_run": len(history),
-        "stopped_early": len(history) < config.epochs,
-        "train_seconds": round(train_seconds, 2),
-        "parameters": n_params,
-        "device": str(device),
-        "definitions": METRIC_DEFINITIONS,
-    }
-    for split in ("val", "test"):
-        rows = np.flatnonzero(splits == split)
-        metrics[split] = split_metrics(vae, prepared.matrix[rows], tissues[rows]) if len(rows) else None
-    write_json(run / "metrics.json", metrics)
-    plot_losses(history, run / "loss_curves.png", best_epoch=stopper.best_epoch)
-    if config.embedding != "none":
-        plot_embedding(vae, prepared.matrix, tissues, prepared.samples["sample_id"].to_numpy(), run,
-                       method=config.embedding, max_points=config.figure_max_points, seed=config.seed)
-    test = metrics["test"] or metrics["val"]
-    log(
-        f"best epoch {stopper.best_epoch}: {'test' if metrics['test'] else 'val'} RMSE {test['rmse']:.4f}, "
-        f"MAE {test['mae_percent']:.1f} %; wrote {run}"
-    )
+        assert best_state is not None  # the first epoch always improves on inf (losses are finite)
+        save_weights(run / WEIGHTS_FILE, best_state, metadata={"epoch": str(stopper.best_epoch)})
+        model.load_state_dict(best_state)
+        del x_train, x_val, optimizer
+        vae = LoadedVAE(model, prepared.genes, device=device, scaler=prepared.scaler, run_dir=run)
+        vae.centroids = tissue_centroids(vae, prepared.matrix[train_rows], tissues[train_rows])
+        save_centroids(run / CENTROIDS_FILE, vae.centroids)
+
+        metrics: dict[str, Any] = {
+            "best_epoch": stopper.best_epoch,
+            "best_val_loss": stopper.best,
+            "epochs_run": len(history),
+            "stopped_early": len(history) < config.epochs,
+            "train_seconds": round(train_seconds, 2),
+            "parameters": n_params,
+            "device": str(device),
+            "definitions": METRIC_DEFINITIONS,
+        }
+        for split in ("val", "test"):
+            rows = np.flatnonzero(splits == split)
+            metrics[split] = split_metrics(vae, prepared.matrix[rows], tissues[rows]) if len(rows) else None
+        write_json(run / "metrics.json", metrics)
+        plot_losses(history, run / "loss_curves.png", best_epoch=stopper.best_epoch)
+        if config.embedding != "none":
+            plot_embedding(vae, prepared.matrix, tissues, prepared.samples["sample_id"].to_numpy(), run,
+                           method=config.embedding, max_points=config.figure_max_points, seed=config.seed)
+        test = metrics["test"] or metrics["val"]
+        log(
+            f"best epoch {stopper.best_epoch}: {'test' if metrics['test'] else 'val'} RMSE {test['rmse']:.4f}, "
+            f"MAE {test['mae_percent']:.1f} %; wrote {target}"
+        )
+        run = publish_run_dir(staging, target)
+        vae.run_dir = run
+    finally:
+        discard_staged(staging)
     return TrainResult(run_dir=run, vae=vae, metrics=metrics, history=history)
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from training.data.genes import read_gene_list
 from training.data.scaler import SCALER_FILE, Scaler, load_scaler
 from training.utils.device import pick_device
+from training.utils.errors import RnaganError
 from training.utils.io import atomic_path, read_json
 from training.utils.runs import ConfigError, config_from_dict, load_weights, state_mismatches
 
@@ -35,7 +36,7 @@ CONFIG_FILE = "config.json"
 LOGVAR_RANGE = (-30.0, 15.0)
 
 
-class VAEError(ValueError):
+class VAEError(RnaganError, ValueError):
     """A user-fixable problem with a VAE run, its inputs or its arguments."""
 
 

@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from training.utils.errors import OptionError
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -18,9 +20,14 @@ def seed_everything(seed: int) -> None:
 def pick_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise OptionError(f"--device {requested!r}: give auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA device is visible")
+        raise OptionError(f"--device {requested} was asked for, but no CUDA device is visible (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise OptionError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
 
 

@@ -6,10 +6,13 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from training.utils.errors import OutputExistsError
 
 
 def _read_umask() -> int:
@@ -79,3 +82,37 @@ def append_csv_row(path: str | os.PathLike[str], columns: Sequence[str], row: Se
         if new:
             writer.writerow(columns)
         writer.writerow(row)
+
+
+def refuse_existing_output(target: Path) -> None:
+    """An output that is a file, or a folder holding anything, is not silently written over."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        what = "a file" if not target.is_dir() else "a folder that is not empty"
+        raise OutputExistsError(f"{target}: output exists and is {what} (choose another --out, or remove it)")
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder under a temporary name beside the target and rename it into place on success:
+    a run killed midway leaves the target as it was (absent, or the previous complete folder)."""
+    target = Path(target)
+    if not overwrite:
+        refuse_existing_output(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            if not overwrite:
+                refuse_existing_output(target)  # appeared while we worked: not ours to replace
+                target.rmdir()  # an empty folder
+            else:
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+                os.replace(target, old / "previous")
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+                return
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,10 @@ and audited without the code that wrote it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import shutil
+import tempfile
 import types
 import typing
 from collections.abc import Mapping
@@ -16,16 +19,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from training.utils.checkpoints import CONFIG_FILE, CheckpointError
 from training.utils.environment import environment_info
+from training.utils.errors import OutputExistsError, RnaganError
 from training.utils.io import atomic_path, read_json, write_json
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(RnaganError, ValueError):
     """A config file or override that does not match the dataclass it should build."""
 
 
@@ -112,20 +117,79 @@ def make_run_dir(out: str | os.PathLike[str], config: Any, *, resume: bool = Fal
     return run
 
 
+STAGING = ".starting-"
+
+
+def stage_run_dir(out: str | os.PathLike[str], config: Any) -> Path:
+    """A run folder that does not exist yet: built under a hidden name beside `out` (config and
+    environment saved there), so a start that fails leaves nothing that blocks the next try.
+    `publish_run_dir` renames it to `out` once training has really started."""
+    run = Path(out)
+    if run.exists() and (not run.is_dir() or any(run.iterdir())):
+        raise OutputExistsError(f"{run}: run folder exists and is not empty (choose another --out; train-gan continues a run with --resume)")
+    run.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in run.parent.glob(f".{run.name}{STAGING}*"):  # from a start killed before it published
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run.name}{STAGING}", dir=run.parent))
+    save_config(staging / CONFIG_FILE, config)
+    write_json(staging / "environment.json", environment_info())
+    return staging
+
+
+def publish_run_dir(staging: Path, out: str | os.PathLike[str]) -> Path:
+    run = Path(out)
+    if run.is_dir() and not any(run.iterdir()):
+        run.rmdir()  # an empty folder the user made beforehand
+    os.rename(staging, run)  # fails rather than replace a folder that appeared meanwhile
+    return run
+
+
+def discard_staged(staging: Path | None) -> None:
+    if staging is not None and staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# In every weights file's safetensors metadata: the SHA-256 of its tensors (names, dtypes, shapes, bytes),
+# taken when it was saved. safetensors checks the header, not the data: a file whose tensor bytes were
+# damaged (header intact) loaded, and drew all-black tiles with exit status 0.
+CHECKSUM_KEY = "rnagan.tensors_sha256"
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous().cpu()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def save_weights(path: str | os.PathLike[str], state: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata={**(metadata or {}), CHECKSUM_KEY: tensors_sha256(tensors)})
 
 
 def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, verified against the checksum written when it was saved.
+
+    Files saved before checksums were written carry none and load unverified (the generator loader
+    still refuses one whose output is constant)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: weights file not found")
     try:
-        return load_file(str(path), device=str(device))
+        with safe_open(str(path), framework="pt") as handle:
+            expected = (handle.metadata() or {}).get(CHECKSUM_KEY)
+        tensors = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
-        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    if expected is not None and tensors_sha256(tensors) != expected:
+        raise CheckpointError(
+            f"{path}: damaged: its tensors do not match the checksum written when it was saved "
+            f"(sha256 {expected[:12]}…); copy the file again from where it was trained, or retrain"
+        )
+    return tensors if str(device) == "cpu" else {k: v.to(device) for k, v in tensors.items()}
 
 
 def state_mismatches(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:

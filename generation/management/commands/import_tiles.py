@@ -1,9 +1,10 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from generation.imports import TileSourceError, real_tiles_import_folder, real_tiles_import_lmdb
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Import real tiles (from a tile LMDB or an image folder) into the catalog through the shared encoder."
 
     def add_arguments(self, parser):
@@ -14,6 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="import at most this many tiles")
 
     def handle(self, *args, lmdb=None, folder=None, tissue: str, limit=None, **options):
+        if limit is not None and limit < 1:
+            raise CommandError(f"--limit {limit}: give at least 1 (or leave it out for every tile)")
+        if not tissue.strip():
+            raise CommandError("--tissue is empty: name the tissue, e.g. 'Lung'")
         try:
             if lmdb:
                 added = real_tiles_import_lmdb(path=lmdb, tissue=tissue, limit=limit)

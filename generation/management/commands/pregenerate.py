@@ -1,15 +1,19 @@
+import math
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from config.commands import ProjectCommand
 from generation.models import Checkpoint, GenerationJob
 from generation.tasks import generation_job_submit
 
 Source = GenerationJob.ExpressionSource
+MAX_TILES = 10_000_000
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Queue a generation job for a registered checkpoint; with --wait, follow it until it ends."
 
     def add_arguments(self, parser):
@@ -27,6 +31,13 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3600, help="with --wait: give up after this many seconds")
 
     def handle(self, *args, **o):
+        # Checked before any query: a job row holds 32-bit counts and a 64-bit seed.
+        if not 1 <= o["n"] <= MAX_TILES:
+            raise CommandError(f"--n {o['n']}: a job draws 1–{MAX_TILES} tiles")
+        if o["seed"] is not None and not 0 <= o["seed"] < 2**63:
+            raise CommandError(f"--seed {o['seed']}: give 0 … 2**63 - 1")
+        if not 0 < o["timeout"] < math.inf:
+            raise CommandError(f"--timeout {o['timeout']}: give a positive number of seconds")
         try:
             checkpoint = Checkpoint.objects.get(name=o["checkpoint"])
         except Checkpoint.DoesNotExist:
@@ -47,8 +58,8 @@ class Command(BaseCommand):
             with transaction.atomic():
                 job = generation_job_submit(checkpoint=checkpoint, requested=o["n"], expression_source=source,
                                             expression_ref=ref, seed=o["seed"], queue=o["queue"])
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+        except (ValueError, ValidationError) as exc:
+            raise CommandError("; ".join(getattr(exc, "messages", [str(exc)]))) from exc
         self.stdout.write(f"queued job {job.pk}: {job.requested} tiles from {checkpoint.name}")
         if o["wait"]:
             self._follow(job, o["timeout"])

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from generation.services import checkpoint_register
 from training.utils.checkpoints import CheckpointError
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Register a trained GAN / RNA-GAN run folder in the catalog (kind and tissue come from its config)."
 
     def add_arguments(self, parser):

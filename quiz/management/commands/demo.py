@@ -16,8 +16,9 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from generation import demo
 
 
@@ -33,7 +34,7 @@ def _port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Build the demo (synthetic cohort → tiles → checkpoints → catalog) and serve it at http://127.0.0.1:8000."
 
     def add_arguments(self, parser):
@@ -45,6 +46,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, real_per_tissue: int, synthetic_per_arm: int,
                prepare_only: bool, **options):
+        # Options are checked before any work: a bad port found after minutes of building is no help.
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port {port}: a TCP port is 1–65535")
+        for flag, value in (("--real-per-tissue", real_per_tissue), ("--synthetic-per-arm", synthetic_per_arm)):
+            if not 1 <= value <= 100_000:
+                raise CommandError(f"{flag} {value}: give 1–100000 tiles")
         signal.signal(signal.SIGINT, _stop_on_signal)
         signal.signal(signal.SIGTERM, _stop_on_signal)
         if not prepare_only and _port_in_use(host, port):
@@ -77,6 +84,8 @@ class Command(BaseCommand):
             if jobs:
                 demo.wait_for_jobs(jobs, timeout=600, log=log)
             log(f"catalog ready ({time.monotonic() - started:.0f} s)")
+            # By name, not import: the game and the rating study stay apart.
+            call_command("study_demo", base_url=f"http://{host}:{port}", stdout=self.stdout)
             if prepare_only:
                 return
             processes.append(subprocess.Popen(
@@ -90,6 +99,8 @@ class Command(BaseCommand):
             if processes[-1].poll() is not None:
                 raise CommandError("the web server exited at start; see the messages above")
             self.stdout.write(self.style.SUCCESS(f"RNA-GAN demo running at http://{host}:{port}/"))
+            log(f"Statistics at http://{host}:{port}/stats/ (the staff login above); the worker refreshes "
+                "them every 2 minutes once games are played or the demo study is rated through the links above.")
             log(f"Celery worker log: {log_dir / 'worker.log'}. Press Ctrl-C to stop.")
             while all(p.poll() is None for p in processes):
                 time.sleep(0.5)
