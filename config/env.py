@@ -64,6 +64,8 @@ class Env:
     generation_batch: int
     encode_threads: int
     pool_min: int
+    tile_max_exposures: int
+    tile_served_bytes: int
     quiz_rounds: int
     quiz_game_ttl: int
     client_ip_header: str | None
@@ -119,6 +121,11 @@ def read_env() -> Env:
         generation_batch=_int("RNAGAN_GENERATION_BATCH", 256),
         encode_threads=_int("RNAGAN_ENCODE_THREADS", min(16, os.cpu_count() or 1)),
         pool_min=_int("RNAGAN_POOL_MIN", 200),
+        # A tile is dealt to at most this many games, then retired: a script that plays many games and
+        # remembers each revealed file's source learns little about the next game.
+        tile_max_exposures=_int("RNAGAN_TILE_MAX_EXPOSURES", 50),
+        # Every tile is served padded to exactly this many bytes (generation/serving.py).
+        tile_served_bytes=_int("RNAGAN_TILE_SERVED_BYTES", 48 * 1024),
         quiz_rounds=_int("RNAGAN_QUIZ_ROUNDS", 20),
         quiz_game_ttl=_int("RNAGAN_QUIZ_GAME_TTL", 2 * 60 * 60),
         # Behind a proxy every client shares the proxy's address: name the header carrying the real one.

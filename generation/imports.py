@@ -1,4 +1,5 @@
-"""Bringing real tiles into the catalog, through the same encoder as the synthetic ones."""
+"""Bringing real tiles into the catalog: a tile store's JPEG bytes as they are (the store encoder is the
+catalog's), a folder's images through that same encoder (generation/encoding.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from generation.encoding import JPEG_QUALITY, TileSizeError
 from generation.models import Tile
 from generation.services import TileOrigin, tiles_create
 from training.utils.errors import RnaganError
@@ -21,7 +23,7 @@ class TileSourceError(RnaganError, ValueError):
     """A tile source that cannot be read; names the file."""
 
 
-def _folder_tiles(folder: Path) -> Iterator[tuple[np.ndarray, TileOrigin]]:
+def _folder_tiles(folder: Path) -> Iterator[tuple[np.ndarray, TileOrigin]]:  # pixels
     if not folder.is_dir():
         raise TileSourceError(f"{folder}: not a folder")
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
@@ -33,10 +35,14 @@ def _folder_tiles(folder: Path) -> Iterator[tuple[np.ndarray, TileOrigin]]:
         yield rgb, TileOrigin(cohort=folder.name, sample=path.stem)
 
 
-def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[np.ndarray, TileOrigin]]:
+def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[bytes, TileOrigin]]:  # JPEG bytes
     """Tiles of the store's complete slides labelled with `tissue` (or unlabelled), one slide after
-    another in turn, so that a --limit draws from every slide rather than from the first few."""
-    from training.data.tile_store import TileStore, decode_jpeg
+    another in turn, so that a --limit draws from every slide rather than from the first few.
+
+    The bytes become the catalog's files unchanged, so the store must have been written at the catalog's
+    JPEG quality; any other is refused, naming the store and slide.
+    """
+    from training.data.tile_store import TileStore
 
     try:
         store = TileStore(path)
@@ -51,24 +57,36 @@ def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[np.ndarray, TileOrigi
         if not chosen:
             labels = sorted({str(r.get("tissue")) for r in records.values() if r.get("status") == "complete"})
             raise TileSourceError(f"{path}: no complete slides of tissue {tissue!r} (it holds: {', '.join(labels) or 'none'})")
+        for slide in chosen:
+            quality = (records[slide].get("params") or {}).get("quality", JPEG_QUALITY)
+            if quality != JPEG_QUALITY:
+                raise TileSourceError(
+                    f"{path}: slide {slide} was tiled at JPEG quality {quality}; the catalog serves store bytes "
+                    f"as they are and takes quality {JPEG_QUALITY} only (run tile-slides with --quality {JPEG_QUALITY})"
+                )
         keys = [iter(store.keys(slide)) for slide in chosen]
         for key in (k for round_ in itertools.zip_longest(*keys) for k in round_ if k is not None):
-            yield decode_jpeg(store.jpeg(key)), TileOrigin(cohort=path.name, sample=key.split("/")[0])
+            yield store.jpeg(key), TileOrigin(cohort=path.name, sample=key.split("/")[0])
 
 
-def _import(tiles: Iterable[tuple[np.ndarray, TileOrigin]], *, tissue: str, limit: int | None) -> int:
+def _import(tiles: Iterable[tuple[np.ndarray | bytes, TileOrigin]], *, tissue: str, limit: int | None,
+            stored: bool) -> int:
     before = Tile.objects.filter(source=Tile.Source.REAL).count()
     stream = itertools.islice(tiles, limit) if limit else iter(tiles)
     while batch := list(itertools.islice(stream, BATCH)):
-        images = [rgb for rgb, _ in batch]
-        tiles_create(images=images, source=Tile.Source.REAL, tissue=tissue, origins=[o for _, o in batch])
+        items = [item for item, _ in batch]
+        try:
+            tiles_create(**{"jpegs" if stored else "images": items}, source=Tile.Source.REAL, tissue=tissue,
+                         origins=[o for _, o in batch])
+        except TileSizeError as exc:
+            raise TileSourceError(str(exc)) from None
     return Tile.objects.filter(source=Tile.Source.REAL).count() - before
 
 
 def real_tiles_import_folder(*, folder: str | Path, tissue: str, limit: int | None = None) -> int:
     """Import every image under a folder; re-importing the same images adds nothing (unique sha256)."""
-    return _import(_folder_tiles(Path(folder)), tissue=tissue, limit=limit)
+    return _import(_folder_tiles(Path(folder)), tissue=tissue, limit=limit, stored=False)
 
 
 def real_tiles_import_lmdb(*, path: str | Path, tissue: str, limit: int | None = None) -> int:
-    return _import(_lmdb_tiles(Path(path), tissue), tissue=tissue, limit=limit)
+    return _import(_lmdb_tiles(Path(path), tissue), tissue=tissue, limit=limit, stored=True)

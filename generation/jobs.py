@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from generation.encoding import TileSizeError
 from generation.expressions import ExpressionError, plan_inputs
 from generation.loader import cached_generator
 from generation.models import Checkpoint, GenerationJob
@@ -108,14 +109,20 @@ def generation_job_run(*, job_pk: int, batch_size: int | None = None) -> Generat
             if chunk[0].expression is not None:
                 expression = np.stack([item.expression for item in chunk])
             images = generate(loaded, len(chunk), expression=expression, seeds=[item.seed for item in chunk])
-            tiles_create(
-                images=images, source=checkpoint.kind, tissue=checkpoint.tissue, checkpoint=checkpoint, job=job,
-                origins=[TileOrigin(cohort=i.cohort, sample=i.sample, seed=i.seed, job_index=i.index) for i in chunk],
-            )
+            try:
+                tiles_create(
+                    images=images, source=checkpoint.kind, tissue=checkpoint.tissue, checkpoint=checkpoint, job=job,
+                    origins=[TileOrigin(cohort=i.cohort, sample=i.sample, seed=i.seed, job_index=i.index)
+                             for i in chunk],
+                )
+            except TileSizeError as exc:  # permanent: the generator's size will not change on a retry
+                log.error("job %s failed: %s", job_pk, exc)
+                return _finish(job, status=GenerationJob.Status.FAILED, error=str(exc))
             job.produced = job.tiles.count()
             job.save(update_fields=["produced", "updated"])
         produced = job.tiles.count()
         if produced < job.requested:
             return _finish(job, status=GenerationJob.Status.FAILED,
-                           error=f"made {produced} of {job.requested} tiles (identical images were skipped)")
+                           error=f"made {produced} of {job.requested} tiles (identical images, or files over "
+                                 "RNAGAN_TILE_SERVED_BYTES, were skipped; see the worker log)")
         return _finish(job, status=GenerationJob.Status.DONE)

@@ -45,6 +45,10 @@ class Checkpoint(models.Model):
     weights_sha256 = models.CharField(max_length=64)
     config = models.JSONField(default=dict)
     vae_run_dir = models.CharField(max_length=1024, blank=True, help_text="the β-VAE run an RNA-GAN needs")
+    # training.data.jpeg.JpegHistory of the slides its training tiles were cut from ({quality, subsampling,
+    # colorspace, exact}); its tiles get a JPEG round trip like it before the store encoder. Null: the
+    # slides' compression left no trace in the tiles (not JPEG, or resampled).
+    source_jpeg = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -82,6 +86,8 @@ class Tile(models.Model):
     job_index = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     active = models.BooleanField(default=True)
+    # Games this tile was dealt to (audit games excepted); at RNAGAN_TILE_MAX_EXPOSURES it leaves the pool.
+    exposures = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["created", "id"]

@@ -15,9 +15,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from generation.encoding import EncodedTile, encode_tile
+from generation.encoding import EncodedTile, encode_pixels, encode_synthetic, store_tile
 from generation.loader import cached_generator, weights_sha256
 from generation.models import Checkpoint, GenerationJob, Tile, WorkerHeartbeat, new_public_id
+from generation.serving import tile_fits
 from generation.storage import (
     discard,
     promote,
@@ -27,6 +28,7 @@ from generation.storage import (
     staging_sweep,
     tile_relative_path,
 )
+from training.data.jpeg import JpegHistory
 from training.utils.checkpoints import CONFIG_FILE, CheckpointError
 from training.utils.io import read_json
 
@@ -53,7 +55,8 @@ class TileOrigin:
 
 def tiles_create(
     *,
-    images: Sequence[np.ndarray] | np.ndarray,
+    images: Sequence[np.ndarray] | np.ndarray | None = None,
+    jpegs: Sequence[bytes] | None = None,
     source: str,
     tissue: str,
     origins: Sequence[TileOrigin],
@@ -63,28 +66,52 @@ def tiles_create(
 ) -> int:
     """Encode, write and catalog tiles; return how many of them are in the catalog afterwards.
 
+    `images` are pixels: a checkpoint's (exactly the catalog size, round-tripped through its training
+    slides' JPEG history, then the store encoder) or, for real tiles, a folder's (one store encoding).
+    `jpegs` are a tile store's bytes, kept as they are (generation/encoding.py). A tile whose file would
+    not fit the fixed served size (RNAGAN_TILE_SERVED_BYTES) is left out and logged.
+
     Two-phase (see generation/storage.py): staged files, inactive rows inserted in one statement that
     skips conflicts (same image, or a job index another worker already made), then promoted files and
     activated rows. Files whose row lost such a race are deleted, so nothing is left behind.
     """
-    if len(images) != len(origins):
-        raise ValueError(f"{len(images)} images but {len(origins)} origins")
+    if (images is None) == (jpegs is None):
+        raise ValueError("give images or jpegs")
+    items = list(images if images is not None else jpegs)
+    if len(items) != len(origins):
+        raise ValueError(f"{len(items)} tiles but {len(origins)} origins")
     size = settings.RNAGAN_TILE_SIZE
     folder = staging_dir(staging or (f"job-{job.pk}" if job else f"import-{uuid.uuid4().hex}"))
+    history = JpegHistory.from_dict(checkpoint.source_jpeg) if checkpoint is not None else None
 
-    def encode_and_stage(rgb: np.ndarray) -> tuple[str, EncodedTile]:
+    def encode(item, origin: TileOrigin) -> EncodedTile:
+        if checkpoint is not None:
+            return encode_synthetic(item, size, history=history,
+                                    name=f"checkpoint {checkpoint.name} (seed {origin.seed})")
+        name = f"{origin.cohort}/{origin.sample}"
+        return store_tile(item, size, name=name) if jpegs is not None else encode_pixels(item, size, name=name)
+
+    def encode_and_stage(pair) -> tuple[str, EncodedTile] | None:
         # Encoding and writing run together in the thread pool: both release the GIL.
+        encoded = encode(*pair)
+        if not tile_fits(encoded.data):
+            log.warning("tile %s left out: %d bytes do not fit RNAGAN_TILE_SERVED_BYTES=%d",
+                        pair[1], len(encoded.data), settings.RNAGAN_TILE_SERVED_BYTES)
+            return None
         public_id = new_public_id()
-        encoded = encode_tile(rgb, size)
         stage_file(staging=folder, public_id=public_id, data=encoded.data)
         return public_id, encoded
 
+    pairs = list(zip(items, origins, strict=True))
     threads = max(1, getattr(settings, "RNAGAN_ENCODE_THREADS", 4))
-    if threads == 1 or len(images) < 4:
-        staged = [encode_and_stage(rgb) for rgb in images]
+    if threads == 1 or len(pairs) < 4:
+        results = [encode_and_stage(pair) for pair in pairs]
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            staged = list(pool.map(encode_and_stage, images))
+            results = list(pool.map(encode_and_stage, pairs))
+    kept_pairs = [(result, origin) for result, origin in zip(results, origins, strict=True) if result]
+    staged = [result for result, _ in kept_pairs]
+    origins = [origin for _, origin in kept_pairs]
     rows = [
         Tile(
             public_id=public_id, source=source, tissue=tissue, sha256=enc.sha256, width=enc.width,
@@ -111,8 +138,15 @@ def tiles_deactivate(*, public_ids: Sequence[str]) -> int:
     return Tile.objects.filter(public_id__in=public_ids).update(active=False)
 
 
-def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
-    """Register (or refresh) a trained run: kind and tissue come from its config; the weights must load."""
+def checkpoint_register(*, run_dir: str, name: str, tiles: str | None = None) -> Checkpoint:
+    """Register (or refresh) a trained run: kind and tissue come from its config; the weights must load;
+    generators draw the catalog's size natively.
+
+    The JPEG history its tiles will be given is that of the slides it was trained on, read from the
+    tile store its config names (or `tiles`, when the store lives elsewhere on this machine).
+    """
+    from generation.encoding import store_history
+
     run = Path(run_dir).resolve()
     if not (run / CONFIG_FILE).exists():
         raise CheckpointError(f"{run}: not a training run folder (no {CONFIG_FILE})")
@@ -122,11 +156,28 @@ def checkpoint_register(*, run_dir: str, name: str) -> Checkpoint:
     vae_run = str(loaded.vae_run) if getattr(loaded, "vae_run", None) else ""
     if kind == Checkpoint.Kind.RNAGAN and not vae_run:
         raise CheckpointError(f"{run}: an RNA-GAN run must name the β-VAE run it was trained with")
+    if loaded.image_size != settings.RNAGAN_TILE_SIZE:
+        raise CheckpointError(
+            f"checkpoint {name} ({run}) draws {loaded.image_size} px tiles; the catalog takes "
+            f"{settings.RNAGAN_TILE_SIZE} px (RNAGAN_TILE_SIZE) and never upsamples"
+        )
+    config = read_json(run / CONFIG_FILE)
+    store = tiles or config.get("tiles")
+    try:
+        history = store_history(store, tissue=loaded.tissue) if store else None
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{run}: cannot read the tile store {store} its generator was trained on, which tells the JPEG "
+            "history its tiles must be given; pass the store's path on this machine (--tiles)"
+        ) from None
     checkpoint, _ = Checkpoint.objects.update_or_create(
         name=name,
         defaults={
             "kind": kind, "tissue": loaded.tissue, "run_dir": str(run), "weights_sha256": sha256,
-            "config": read_json(run / CONFIG_FILE), "vae_run_dir": vae_run,
+            "config": config, "vae_run_dir": vae_run,
+            "source_jpeg": history.to_dict() if history else None,
         },
     )
     return checkpoint
@@ -180,7 +231,7 @@ def generation_jobs_claim_stalled(*, stale_after_s: int | None = None) -> list[G
 
 def pool_replenish(*, minimum: int | None = None) -> list[GenerationJob]:
     """Create the jobs that bring every (tissue, synthetic source) with a registered checkpoint to at least
-    `minimum` active tiles; the caller queues them."""
+    `minimum` active tiles with exposures left; the caller queues them."""
     from django.db.models import F, Sum
 
     minimum = minimum if minimum is not None else settings.RNAGAN_POOL_MIN
@@ -192,7 +243,9 @@ def pool_replenish(*, minimum: int | None = None) -> list[GenerationJob]:
         with transaction.atomic():
             # Lock the checkpoint row so two beat ticks cannot both see a deficit and queue twice.
             Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
-            active = Tile.objects.filter(tissue=tissue, source=kind, active=True).count()
+            # Tiles dealt to RNAGAN_TILE_MAX_EXPOSURES games have left the pool: they do not count.
+            active = Tile.objects.filter(tissue=tissue, source=kind, active=True,
+                                         exposures__lt=settings.RNAGAN_TILE_MAX_EXPOSURES).count()
             pending = GenerationJob.objects.filter(
                 checkpoint__tissue=tissue, checkpoint__kind=kind,
                 status__in=[GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING],

@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from quiz.models import Game, GameRound
+from quiz.pool import pool_read
+from quiz.selectors import quiz_settings
 
 
 class GameRoundInline(admin.TabularInline):
@@ -24,6 +26,14 @@ class GameAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        # Staff must hear when play has stopped for want of real tiles, not find out from players.
+        status = pool_read().status(n=quiz_settings().rounds)
+        if not status.ready:
+            level = messages.WARNING if status.real_pool_dry else messages.INFO
+            messages.add_message(request, level, status.shortfall_message())
+        return super().changelist_view(request, extra_context)
 
     def has_change_permission(self, request, obj=None):
         return False

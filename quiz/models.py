@@ -30,6 +30,9 @@ class Game(models.Model):
     expires = models.DateTimeField()
     completed = models.DateTimeField(null=True, blank=True)
     score = models.PositiveSmallIntegerField(null=True, blank=True, help_text="correct answers, set on completion")
+    audit = models.BooleanField(
+        default=False, help_text="played by audit_blinding: not in the crowd statistics or leaderboard, uses no exposures",
+    )
 
     class Meta:
         ordering = ["-created"]

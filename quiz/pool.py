@@ -4,8 +4,9 @@ Reading the whole catalog for every game started would cost one query per start 
 tens of milliseconds on a GTEx-sized one (hundreds of thousands of tiles), so each web process keeps the
 pool for POOL_TTL_S seconds. A pool that cannot deal a game yet is never kept, so a catalog being filled
 shows up at once. Staleness is bounded both ways: tiles activated since the pool was read join within
-the TTL, and a tile deactivated since is caught when the game's rounds are inserted (the insert keeps
-only active tiles), which makes the dealer forget the pool and deal again.
+the TTL, and a tile deactivated (or dealt to its last allowed game) since is caught when the game's
+rounds are inserted (the insert keeps only active tiles with exposures left), which makes the dealer
+forget the pool and deal again.
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ Cell = tuple[str, str]  # (source, tissue)
 
 
 def source_minimums(n: int) -> dict[str, int]:
-    """Tiles of each source a game of n rounds may need: half real, the other half split GAN / RNA-GAN.
+    """Tiles of each source a game of n rounds may need.
 
-    An odd synthetic half gives its extra tile to either generator by coin, so each needs the ceiling.
+    Each round's source is drawn independently (real with probability ½, else GAN or RNA-GAN), so a game
+    may, rarely, be all of one source: the pool must hold n of each for every draw to be dealt as drawn.
     """
-    synthetic = n // 2
-    return {REAL: n - synthetic, GAN: -(-synthetic // 2), RNAGAN: -(-synthetic // 2)}
+    return dict.fromkeys(GAME_SOURCES, n)
+
+
+def max_exposures() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "RNAGAN_TILE_MAX_EXPOSURES", 50))
 
 
 def eligible_tissues(cells: Iterable[Cell]) -> list[str]:
@@ -61,7 +68,16 @@ class PoolStatus:
     def ready(self) -> bool:
         return all(self.available[s] >= self.needed[s] for s in GAME_SOURCES)
 
+    @property
+    def real_pool_dry(self) -> bool:
+        return self.available[REAL] < self.needed[REAL]
+
     def shortfall_message(self) -> str:
+        if self.real_pool_dry and all(self.available[s] >= self.needed[s] for s in GAME_SOURCES if s != REAL):
+            return (f"No new game can start: the pool of real tiles has run dry. Each real tile is shown in at "
+                    f"most {max_exposures()} games, and only {self.available[REAL]} real tiles have games "
+                    f"left, while a game of {self.n} may need {self.needed[REAL]}. New real tiles must be "
+                    f"imported before play can go on.")
         have = ", ".join(f"{self.available[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
         need = ", ".join(f"{self.needed[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
         return (f"The tile catalog is too small for a game of {self.n}: it needs at least {need} tiles in "
@@ -100,8 +116,8 @@ class Pool:
 
 
 def pool_read() -> Pool:
-    """The pool as the database has it now (one query)."""
-    return Pool.from_rows(Tile.objects.filter(active=True, source__in=GAME_SOURCES)
+    """The pool as the database has it now (one query): active tiles with exposures left."""
+    return Pool.from_rows(Tile.objects.filter(active=True, source__in=GAME_SOURCES, exposures__lt=max_exposures())
                           .values_list("id", "source", "tissue"))
 
 

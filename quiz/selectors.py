@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
@@ -121,11 +120,19 @@ def _round_image_sql(by: str) -> str:
     """
 
 
-_ROUND_IMAGE_BY = {"token": "g.token = %s", "share_token": "g.share_token = %s AND g.completed IS NOT NULL"}
+# A playing game shows a round only once it is current (the round before it is answered) or answered,
+# so no tile can be fetched, sized or hashed before its turn; a finished game's share link shows all.
+_ROUND_IMAGE_BY = {
+    "token": f"""g.token = %s AND (r.position = 1 OR EXISTS (
+                SELECT 1 FROM {GameRound._meta.db_table} p
+                 WHERE p.game_id = r.game_id AND p.position = r.position - 1 AND p.answered_at IS NOT NULL))""",
+    "share_token": "g.share_token = %s AND g.completed IS NOT NULL",
+}
 
 
 def round_image_name(*, position: int, token: str | None = None, share_token: str | None = None) -> str | None:
-    """The storage name of a round's tile, by play token or (finished games only) by share token."""
+    """The storage name of a round's tile that may be seen now: by play token when the round is current or
+    answered, by share token when the game is finished; None otherwise."""
     if token is not None:
         by, key = "token", token
     elif share_token is not None:
@@ -165,6 +172,10 @@ class GameResults:
     crowd: dict
     percentile: int | None = None
     crowd_mean: float | None = None
+
+    @property
+    def has_real(self) -> bool:
+        return any(r.source == REAL for r in self.rounds)
 
 
 def synthetic_rating(answer: str, confidence: str) -> int:
@@ -237,7 +248,7 @@ def leaderboard_top(*, limit: int = LEADERBOARD_SIZE, n: int | None = None) -> l
     """
     n = n or quiz_settings().rounds
     best = (
-        Game.objects.filter(completed__isnull=False, n=n).exclude(nickname="")
+        Game.objects.filter(completed__isnull=False, n=n, audit=False).exclude(nickname="")
         .annotate(place_for_player=Window(
             RowNumber(), partition_by=[F("nickname"), F("session_key")],
             order_by=[F("score").desc(), F("completed").asc()],
@@ -253,12 +264,13 @@ def crowd_stats_compute() -> dict:
     """Everything the crowd pages show, as plain data for the cache."""
     n = quiz_settings().rounds
     score_counts = [0] * (n + 1)
-    for row in Game.objects.filter(completed__isnull=False, n=n).values("score").annotate(c=Count("id")).order_by():
+    # Audit games (audit_blinding's scripted players) are not the crowd.
+    for row in Game.objects.filter(completed__isnull=False, n=n, audit=False).values("score").annotate(c=Count("id")).order_by():
         score_counts[row["score"]] += row["c"]
     games = sum(score_counts)
     mean = sum(s * c for s, c in enumerate(score_counts)) / games if games else None
 
-    cells = (GameRound.objects.filter(answered_at__isnull=False, source__in=GAME_SOURCES)
+    cells = (GameRound.objects.filter(answered_at__isnull=False, source__in=GAME_SOURCES, game__audit=False)
              .values("source", "answer", "confidence", "tile__tissue", "correct").annotate(c=Count("id")).order_by())
     rows: list[tuple[str, str, bool]] = []
     roc_counts: Counter = Counter()
@@ -293,47 +305,3 @@ def crowd_stats() -> dict:
 def roc_svg_points(points: list[tuple[float, float]], *, size: int = 200) -> str:
     """SVG polyline points for a ROC curve in a size × size box (y grows downwards in SVG)."""
     return " ".join(f"{x * size:.1f},{size - y * size:.1f}" for x, y in points)
-
-
-# ---------------------------------------------------------------------------------------------- tile bytes
-
-# APP0 (JFIF) and APP14 (Adobe colour transform) describe how to decode; every other APPn segment (EXIF,
-# XMP, ICC, maker notes) and comments are free-form metadata that could name a generator, so they go.
-_KEPT_APP_MARKERS = {0xE0, 0xEE}
-
-
-def jpeg_without_metadata(data: bytes) -> bytes:
-    """The JPEG with its metadata segments removed; the compressed image data is untouched.
-
-    Returns the input unchanged when it is not a well-formed JPEG header (the catalog stores only JPEGs
-    from one encoder, so this is a second line of defence, not a validator).
-    """
-    if data[:2] != b"\xff\xd8":
-        return data
-    out = bytearray(b"\xff\xd8")
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return data
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        segment = data[i:i + 2 + length]
-        if marker == 0xDA:  # start of scan: the entropy-coded image follows, copied as is
-            out += data[i:]
-            return bytes(out)
-        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or marker in _KEPT_APP_MARKERS:
-            out += segment
-        i += 2 + length
-    return data
-
-
-def round_image(*, position: int, token: str | None = None, share_token: str | None = None) -> bytes | None:
-    """The bytes the browser gets for a round's tile: the same path whatever the tile's source."""
-    name = round_image_name(position=position, token=token, share_token=share_token)
-    if name is None:
-        return None
-    with default_storage.open(name, "rb") as handle:
-        return jpeg_without_metadata(handle.read())

@@ -22,7 +22,17 @@ from generation.models import Tile
 from quiz import selectors
 from quiz.converters import POSITION_MAX
 from quiz.models import NICKNAME_MAX_LENGTH, Game, GameRound
-from quiz.pool import GAME_SOURCES, GAN, REAL, RNAGAN, Pool, pool_cached, pool_forget, pool_status_from
+from quiz.pool import (
+    GAME_SOURCES,
+    GAN,
+    REAL,
+    RNAGAN,
+    Pool,
+    max_exposures,
+    pool_cached,
+    pool_forget,
+    pool_status_from,
+)
 
 
 class QuizError(Exception):
@@ -61,20 +71,19 @@ class RoundOutOfOrder(QuizError):
 
 # ---------------------------------------------------------------------------------------------- dealing
 
-def source_quotas(n: int, rng: random.Random) -> dict[str, int]:
-    """Half the rounds real, the other half GAN and RNA-GAN in equal shares (a coin settles an odd one)."""
-    synthetic = n // 2
-    gan = synthetic // 2 + (synthetic % 2 if rng.random() < 0.5 else 0)
-    return {REAL: n - synthetic, GAN: gan, RNAGAN: synthetic - gan}
+def draw_sources(n: int, rng: random.Random) -> list[str]:
+    """One source per round, each drawn on its own: real with probability ½, otherwise GAN or RNA-GAN with
+    equal odds. No quota: the rounds left never follow from the rounds seen, so counting wins nothing."""
+    return [REAL if rng.random() < 0.5 else (GAN if rng.random() < 0.5 else RNAGAN) for _ in range(n)]
 
 
 def deal(pool: Pool, *, n: int, seen: set[int], seed: int) -> list[tuple[int, str]]:
     """Pick n tiles as (tile id, source), in play order; the same pool, seen set and seed give the same deal.
 
-    Sources follow `source_quotas`. Tissues are assigned round-robin over one shuffled tissue list that
-    runs on across the three sources, so every tissue gets ⌊n/T⌋ or ⌈n/T⌉ rounds in total and each source
-    is spread evenly too. A (source, tissue) cell short of tiles hands its shortfall to the same source's
-    least-dealt tissue. Within a cell, tiles this player has not seen come first.
+    Sources follow `draw_sources`. Tissues are assigned round-robin over one shuffled tissue list, so every
+    tissue gets ⌊n/T⌋ or ⌈n/T⌉ rounds whatever the sources drawn. A (source, tissue) cell short of tiles
+    hands its shortfall to the same source's least-dealt tissue (never to another source: that would make
+    the sources depend on the pool). Within a cell, tiles this player has not seen come first.
     """
     rng = random.Random(seed)
     size = pool.counts()
@@ -84,19 +93,15 @@ def deal(pool: Pool, *, n: int, seen: set[int], seed: int) -> list[tuple[int, st
 
     tissues = list(status.tissues)
     rng.shuffle(tissues)
-    quotas = source_quotas(n, rng)
-    plan: Counter = Counter()
-    slot = 0
-    for source in GAME_SOURCES:
-        for _ in range(quotas[source]):
-            plan[(source, tissues[slot % len(tissues)])] += 1
-            slot += 1
+    plan: Counter = Counter(
+        (source, tissues[k % len(tissues)]) for k, source in enumerate(draw_sources(n, rng))
+    )
     per_tissue = Counter({t: sum(plan[(s, t)] for s in GAME_SOURCES) for t in tissues})
     for source in GAME_SOURCES:
         for tissue in tissues:
             while plan[(source, tissue)] > size[(source, tissue)]:
                 spare = [t for t in tissues if plan[(source, t)] < size[(source, t)]]
-                # The status said the source has enough tiles overall, so a spare tissue exists.
+                # The status said every source has n tiles, so a spare tissue exists.
                 target = min(spare, key=lambda t: (per_tissue[t], tissues.index(t)))
                 plan[(source, tissue)] -= 1
                 plan[(source, target)] += 1
@@ -132,7 +137,8 @@ def nickname_normalize(raw: str) -> str:
 
 
 def _rounds_insert_sql(count: int) -> str:
-    """Insert a game's rounds from (position, tile id) pairs, keeping only tiles still active.
+    """Insert a game's rounds from (position, tile id) pairs, keeping only tiles still active with
+    exposures left (the parameter after the pairs is the cap).
 
     The truth stored with each round is the tile row's own source. One statement replaces the ORM's
     bulk_create plus a query re-checking that the (possibly cached) pool's tiles are still active.
@@ -145,16 +151,30 @@ def _rounds_insert_sql(count: int) -> str:
         INSERT INTO {rounds} (game_id, position, tile_id, source, answer, confidence)
         SELECT %s, v.column1, t.id, t.source, '', ''
           FROM (VALUES {pairs}) v JOIN {tiles} t ON t.id = v.column2
-         WHERE t.active
+         WHERE t.active AND t.exposures < %s
     """
+
+
+def _exposures_sql(count: int) -> str:
+    """Count one more exposure for each dealt tile that still has one left. Under concurrent games the
+    row lock makes PostgreSQL re-check the cap on the updated row, so no tile ever exceeds it."""
+    q = connection.ops.quote_name
+    tiles = q(Tile._meta.db_table)
+    marks = ", ".join(["%s"] * count)
+    return f"UPDATE {tiles} SET exposures = exposures + 1 WHERE id IN ({marks}) AND exposures < %s"
 
 
 class _StalePool(Exception):
     """Fewer rounds were inserted than dealt: the kept pool named a tile that is no longer active."""
 
 
-def game_start(*, session_key: str, nickname: str = "", n: int | None = None, seed: int | None = None) -> Game:
-    """Deal a new game for a browser session; raises PoolTooSmall with a readable message."""
+def game_start(*, session_key: str, nickname: str = "", n: int | None = None, seed: int | None = None,
+               audit: bool = False) -> Game:
+    """Deal a new game for a browser session; raises PoolTooSmall with a readable message.
+
+    Each dealt tile uses one of its RNAGAN_TILE_MAX_EXPOSURES; an `audit` game (audit_blinding) uses none
+    and never counts in the crowd statistics or the leaderboard.
+    """
     if not session_key:
         raise ValueError("a game needs the player's session key")
     conf = selectors.quiz_settings()
@@ -166,7 +186,7 @@ def game_start(*, session_key: str, nickname: str = "", n: int | None = None, se
         picks = deal(pool_cached(n=n), n=n, seen=seen, seed=seed)
         now = timezone.now()
         game = Game(session_key=session_key, nickname=nickname, seed=seed, n=n, created=now,
-                    expires=now + conf.game_ttl)
+                    expires=now + conf.game_ttl, audit=audit)
         # Field checks only: the unique tokens (192 random bits) and the check constraints are enforced by
         # the database at INSERT, and validating them here cost four extra queries per game started.
         game.full_clean(validate_unique=False, validate_constraints=False)
@@ -176,12 +196,17 @@ def game_start(*, session_key: str, nickname: str = "", n: int | None = None, se
                 params = [game.pk]
                 for position, (tile_id, _source) in enumerate(picks, start=1):
                     params += [position, tile_id]
+                cap = max_exposures()
                 with connection.cursor() as cursor:
-                    cursor.execute(_rounds_insert_sql(len(picks)), params)
+                    cursor.execute(_rounds_insert_sql(len(picks)), [*params, cap])
                     if cursor.rowcount != len(picks):
                         raise _StalePool
+                    if not audit:
+                        cursor.execute(_exposures_sql(len(picks)), [*(t for t, _ in picks), cap])
+                        if cursor.rowcount != len(picks):
+                            raise _StalePool
         except _StalePool:
-            # A dealt tile was deactivated after the pool was read: read it again and deal again.
+            # A dealt tile was deactivated or used up after the pool was read: read it again, deal again.
             pool_forget()
             continue
         return game

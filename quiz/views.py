@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 
-from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from generation.serving import blinded_etag, blinded_tile_response
 from quiz import selectors, services
+from quiz.audit import audit_requested
 from quiz.converters import position_from_form
 from quiz.forms import StartForm
 from quiz.models import Game
 from quiz.pool import pool_status
 from quiz.ratelimit import rate_limited, wants_json
 
-TILE_CACHE_CONTROL = "private, max-age=31536000, immutable"
+log = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -44,7 +46,8 @@ def start(request: HttpRequest) -> HttpResponse:
     if request.session.session_key is None:
         request.session.save()
     try:
-        game = services.game_start(session_key=request.session.session_key, nickname=nickname)
+        game = services.game_start(session_key=request.session.session_key, nickname=nickname,
+                                   audit=audit_requested(request.POST.get("audit", "")))
     except (services.PoolTooSmall, services.PoolChanged) as refusal:
         return _home(request, form, error=str(refusal), status=refusal.status)
     return redirect("quiz:play", token=game.token)
@@ -134,39 +137,31 @@ def _refused(request: HttpRequest, token: str, message: str, *, status: int) -> 
     return render(request, "quiz/refused.html", context, status=status)
 
 
-def _etag(*parts: object) -> str:
-    # From the game's token and the round only, keyed by the site secret: the same tile in two games gets
-    # unrelated tags, and the tag says nothing about the file.
-    raw = ":".join(str(p) for p in parts).encode()
-    return '"' + hashlib.blake2b(raw, key=settings.SECRET_KEY.encode()[:64], digest_size=16).hexdigest() + '"'
-
-
-def _tile_response(request: HttpRequest, etag: str, **round_key) -> HttpResponse:
-    """Stream a round's tile: one code path, one query and one file read whatever the tile's source."""
-    if request.headers.get("If-None-Match") == etag:
-        if selectors.round_image_name(**round_key) is None:
-            raise Http404("No such tile.")
-        response = HttpResponse(status=304)
-    else:
-        data = selectors.round_image(**round_key)
-        if data is None:
-            raise Http404("No such tile.")
-        response = HttpResponse(data, content_type="image/jpeg")
-    # No Last-Modified: a file's date could tell a pregenerated tile from a scanned one.
-    response["ETag"] = etag
-    response["Cache-Control"] = TILE_CACHE_CONTROL
-    return response
+def _tile_response(request: HttpRequest, etag_key: str, **round_key) -> HttpResponse:
+    """A round's tile, blinded (generation.serving): one code path, one query, one file read whatever
+    its source. The ETag comes from the game's token and the round only."""
+    name = selectors.round_image_name(**round_key)
+    if name is None:
+        raise Http404("No such tile, or not yet.")
+    if request.headers.get("If-None-Match") == blinded_etag(etag_key):
+        return blinded_tile_response(path_or_bytes=b"", request=request, etag_key=etag_key)
+    with default_storage.open(name, "rb") as handle:
+        data = handle.read()
+    try:
+        return blinded_tile_response(path_or_bytes=data, request=request, etag_key=etag_key)
+    except ValueError as exc:  # TileTooLarge / NotAJpeg: a catalog or settings error, never the player's
+        log.error("cannot serve tile %s blinded: %s", name, exc)
+        raise Http404("No such tile.") from None
 
 
 @require_safe
 def tile(request: HttpRequest, token: str, position: int) -> HttpResponse:
-    return _tile_response(request, _etag("play", token, position), position=position, token=token)
+    return _tile_response(request, f"play:{token}:{position}", position=position, token=token)
 
 
 @require_safe
 def shared_tile(request: HttpRequest, share_token: str, position: int) -> HttpResponse:
-    return _tile_response(request, _etag("share", share_token, position), position=position,
-                          share_token=share_token)
+    return _tile_response(request, f"share:{share_token}:{position}", position=position, share_token=share_token)
 
 
 def _results_page(request: HttpRequest, game: Game, *, shared: bool) -> HttpResponse:

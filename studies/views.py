@@ -6,23 +6,19 @@ alt text, an opaque per-item image URL), and an unknown, revoked or foreign toke
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 from markdown_it import MarkdownIt
 
+from generation.serving import blinded_tile_response
 from studies import selectors, services
 from studies.models import COMMENT_MAX_LENGTH, Rater
 
 COMMENT_MAX_LENGTH_TEXT = str(COMMENT_MAX_LENGTH)
 QUALITY_LABELS = {1: "very bad", 2: "bad", 3: "fair", 4: "good", 5: "very good"}
 RESERVED_KEYS = set("YNZ12345")
-TILE_CACHE_CONTROL = "private, max-age=31536000, immutable"
 _markdown = MarkdownIt("commonmark", {"html": False})  # raw HTML in a cover text is shown as text
 
 
@@ -168,29 +164,13 @@ def _answer(request: HttpRequest, token: str, position: int) -> HttpResponse:
     return redirect("studies:finish", token=token)
 
 
-def _serve_item_tile(*, path_or_bytes: Path, request: HttpRequest, etag_key: str) -> HttpResponse:
-    """One item's tile, sent the same way whatever its source: one code path, fixed headers, and an ETag
-    from the item's opaque key (never from the file). Same signature as generation.serving's
-    blinded_tile_response (which also pads every file to one length): it replaces this function when it
-    lands on main."""
-    etag = '"' + hashlib.blake2b(etag_key.encode(), key=settings.SECRET_KEY.encode()[:64],
-                                 digest_size=16).hexdigest() + '"'
-    if request.headers.get("If-None-Match") == etag:
-        response = HttpResponse(status=304)
-    else:
-        response = HttpResponse(Path(path_or_bytes).read_bytes(), content_type="image/jpeg")
-    # No Last-Modified: a file's date could tell a pregenerated tile from a scanned one.
-    response["ETag"] = etag
-    response["Cache-Control"] = TILE_CACHE_CONTROL
-    return response
-
-
 @require_safe
 def tile(request: HttpRequest, token: str, key: str) -> HttpResponse:
     path = selectors.item_tile_path(token=token, key=key)
     if path is None:
         raise Http404("No such image.")
-    return _serve_item_tile(path_or_bytes=path, request=request, etag_key=f"study-item:{key}")
+    # Blinded like the quiz's tiles (generation.serving): one length, fixed headers, a tag from the key.
+    return blinded_tile_response(path_or_bytes=path, request=request, etag_key=f"study-item:{key}")
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

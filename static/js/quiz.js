@@ -12,7 +12,6 @@
     var buttons = form.querySelectorAll("button[name=answer]");
     var errorBox = form.querySelector("[data-error]");
     var feedbackSlot = game.querySelector("[data-feedback]");
-    var tileBase = game.getAttribute("data-tile-base");
     var busy = false;
 
     function setBusy(value) {
@@ -23,12 +22,6 @@
     function showError(message) {
       errorBox.textContent = message;
       errorBox.hidden = !message;
-    }
-
-    function preload(position) {
-      // Images carry no truth; fetching the next one early just makes the swap instant.
-      var next = new Image();
-      next.src = tileBase + position + ".jpg";
     }
 
     function showFeedback(reply) {
@@ -66,11 +59,11 @@
       };
       var loader = new Image();
       loader.src = next.image;
+      // No preloading of later tiles: the server shows a round's tile only once it is current, so
+      // that nothing (not even a file's size) can be learnt about a tile before its turn.
       (loader.decode ? loader.decode() : Promise.resolve()).then(swap, swap);
-      if (next.position < Number(progressMax())) preload(next.position + 1);
     }
 
-    function progressMax() { return game.querySelector("[data-progress]").max; }
 
     form.addEventListener("submit", function (event) {
       var submitter = event.submitter;
@@ -125,9 +118,6 @@
         if (radio) { event.preventDefault(); radio.checked = true; }
       }
     });
-
-    var current = Number(positionInput.value);
-    if (current < Number(progressMax())) preload(current + 1);
   }
 
   function setupCopy(button) {

@@ -100,6 +100,11 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["--ratings", "A_FILE"],
         ["--study", "nope"],
     ],
+    "audit_blinding": [
+        ["--n", "5"],
+        ["--n", "many"],
+        ["--threshold", "2"],
+    ],
     "demo": [
         ["--port", "0"],
         ["--port", "70000"],

@@ -47,7 +47,7 @@ def site(settings, tmp_path):
                                         "answer": {"client": unlimited, "ip": unlimited}}
     pool_forget()
     catalog = Catalog(f"tiles/test-fuzz-{uuid.uuid4().hex}")
-    catalog.fill(("lung", "colon"), real=12, gan=6, rnagan=6)
+    catalog.fill(("lung", "colon"), real=10, gan=10, rnagan=10)  # 20 of each: any draw of sources deals
     playing = services.game_start(session_key="fuzz-playing")
     services.quiz_answer_submit(game_token=playing.token, position=1, answer="real", confidence="sure")
     finished = services.game_start(session_key="fuzz-finished")

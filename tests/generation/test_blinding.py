@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generation.imports import real_tiles_import_folder
+from generation.encoding import TileSizeError
+from generation.imports import TileSourceError, real_tiles_import_folder
 from generation.models import Tile
 from generation.services import TileOrigin, tiles_create
 from tests.generation.conftest import he_like_tile
+from training.data.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
 
 pytestmark = pytest.mark.django_db
 
@@ -90,18 +92,35 @@ def test_public_identifiers_are_random_not_sequential(media_root, tile_folder):
     assert ids != sorted(ids) or len(ids) < 3  # creation order does not sort them
 
 
-def test_a_tile_of_another_size_is_resized_to_the_catalog_size_with_a_warning_when_upsampled(media_root, gan_checkpoint):
-    from generation.encoding import UpsamplingWarning
+def test_a_generator_tile_of_another_size_is_refused_naming_the_checkpoint(media_root, gan_checkpoint):
+    for size in (128, 512):  # never resized: neither upsampled nor, for a generator, downsampled
+        with pytest.raises(TileSizeError, match=f"checkpoint {gan_checkpoint.name}.*{size}×{size} px"):
+            tiles_create(images=[he_like_tile(3, size=size)], source="gan", tissue="Lung", checkpoint=gan_checkpoint,
+                         origins=[TileOrigin(seed=5)])
+    assert not Tile.objects.exists()
 
-    small = he_like_tile(3, size=128)
-    with pytest.warns(UpsamplingWarning, match="128×128"):
-        tiles_create(images=[small], source="gan", tissue="Lung", checkpoint=gan_checkpoint, origins=[TileOrigin()])
-    large = he_like_tile(4, size=512)
-    tiles_create(images=[large], source="gan", tissue="Lung", checkpoint=gan_checkpoint, origins=[TileOrigin()])
-    for tile in Tile.objects.all():
-        with Image.open(media_root / tile.image.name) as image:
-            assert image.size == (256, 256)
-        assert (tile.width, tile.height) == (256, 256)
+
+def test_a_larger_real_tile_is_downsampled_and_a_smaller_one_refused_naming_the_file(media_root, tmp_path):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    Image.fromarray(he_like_tile(4, size=512)).save(folder / "large.png")
+    real_tiles_import_folder(folder=folder, tissue="Lung")
+    with Image.open(media_root / Tile.objects.get().image.name) as image:
+        assert image.size == (256, 256)
+    Image.fromarray(he_like_tile(5, size=128)).save(folder / "small.png")
+    with pytest.raises(TileSourceError, match="small.*128×128 px.*never upsamples"):
+        real_tiles_import_folder(folder=folder, tissue="Lung")
+
+
+def test_a_synthetic_tile_gets_its_training_slides_jpeg_round_trip_before_the_store_encoder(media_root, gan_checkpoint):
+    rgb = he_like_tile(21)
+    history = JpegHistory(quality=70, subsampling=(2, 2), colorspace="ycbcr", exact=True)
+    gan_checkpoint.source_jpeg = history.to_dict()
+    gan_checkpoint.save()
+    tiles_create(images=[rgb], source="gan", tissue="Lung", checkpoint=gan_checkpoint, origins=[TileOrigin(seed=1)])
+    stored = (media_root / Tile.objects.get().image.name).read_bytes()
+    assert stored == encode_store_jpeg(jpeg_round_trip(rgb, history), 90)
+    assert stored != encode_store_jpeg(rgb, 90)
 
 
 def test_pixels_survive_encoding_closely(media_root, gan_checkpoint):

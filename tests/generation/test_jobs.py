@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -28,8 +29,14 @@ def _wait_for(predicate, timeout: float = 60.0, interval: float = 0.1) -> bool:
     return False
 
 
+def _finished_runs(*workers, task: str = "run_generation_job") -> int:
+    """Runs of `task` the workers have finished (Celery logs each as succeeded, or raised)."""
+    text = "".join(worker.log() for worker in workers)
+    return len(re.findall(rf"{task}\[[^\]]+\] (?:succeeded|raised)", text))
+
+
 @pytest.fixture
-def checkpoint(db, gan_run):
+def checkpoint(db, gan_run, small_tiles):
     return checkpoint_register(run_dir=str(gan_run), name="lung-gan")
 
 
@@ -112,7 +119,7 @@ class TestWithRealWorkers:
         assert Tile.objects.filter(job=job).count() == 12 and len(_files(media_root)) == 12
 
         run_generation_job.apply_async(kwargs={"job_pk": job.pk}, queue=worker.queue)  # a second run
-        time.sleep(2)
+        assert _wait_for(lambda: _finished_runs(worker) == 2), worker.log()
         assert Tile.objects.filter(job=job).count() == 12 and len(_files(media_root)) == 12
 
     def test_a_worker_killed_mid_job_and_restarted_finishes_with_exactly_n(self, celery_worker_factory, checkpoint,
@@ -137,13 +144,14 @@ class TestWithRealWorkers:
     def test_two_workers_on_one_job_do_not_duplicate(self, celery_worker_factory, checkpoint, media_root,
                                                      small_tiles, settings):
         first = celery_worker_factory(env={"RNAGAN_GENERATION_BATCH": "4"})
-        celery_worker_factory(env={"RNAGAN_GENERATION_BATCH": "4"}, queue=first.queue)
+        second = celery_worker_factory(env={"RNAGAN_GENERATION_BATCH": "4"}, queue=first.queue)
         settings.RNAGAN_GENERATION_QUEUE = first.queue
         job = generation_job_submit(checkpoint=checkpoint, requested=60)
         run_generation_job.apply_async(kwargs={"job_pk": job.pk}, queue=first.queue)
         run_generation_job.apply_async(kwargs={"job_pk": job.pk}, queue=first.queue)
         assert _wait_for(lambda: GenerationJob.objects.get(pk=job.pk).status == "done", timeout=90), first.log()
-        time.sleep(2)  # let any late duplicate finish
+        # The on-commit queueing and the two explicit sends: three runs, all finished before counting.
+        assert _wait_for(lambda: _finished_runs(first, second) == 3, timeout=90), first.log() + second.log()
         assert Tile.objects.filter(job=job).count() == 60
         assert len(_files(media_root)) == 60
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image
 
 from generation.models import Checkpoint, Tile
 from quiz import services
 from quiz.pool import pool_forget
+from training.data.jpeg import JpegHistory, encode_store_jpeg, jpeg_round_trip
 
 
 @pytest.fixture(autouse=True)
@@ -29,11 +29,22 @@ def private_cache(settings) -> Iterator[None]:
     pool_forget()
 
 
-def jpeg_bytes(rng: random.Random, size: int = 32) -> bytes:
-    """A small noisy JPEG, as the one encoder writes them: no metadata at all."""
-    out = io.BytesIO()
-    Image.frombytes("RGB", (size, size), rng.randbytes(size * size * 3)).save(out, format="JPEG", quality=90)
-    return out.getvalue()
+SLIDE_HISTORY = JpegHistory(quality=90, subsampling=(2, 2), colorspace="ycbcr", exact=True)
+
+
+def tile_jpeg(rng: np.random.Generator, source: str, size: int = 256) -> bytes:
+    """A catalog file as the pipeline writes it, with content that differs by source the way a weak
+    generator's does: real tiles are sharper and busier (≈ 20–30 kB), synthetic ones softer (≈ 10–15 kB).
+    Both chains are the real ones (the slide's JPEG, then the store encoder), so only content differs."""
+    from scipy.ndimage import gaussian_filter
+
+    sigma, grain = (1.2, 10.0) if source == "real" else (2.5, 5.0)
+    field = gaussian_filter(rng.random((size, size)), sigma)
+    field = (field - field.min()) / (np.ptp(field) + 1e-9)
+    pink, purple = np.array([230, 150, 190.0]), np.array([90, 60, 150.0])
+    rgb = pink * (1 - field[..., None]) + purple * field[..., None] + rng.normal(0, grain, (size, size, 3))
+    rgb = np.clip(rgb, 0, 255).astype(np.uint8)
+    return encode_store_jpeg(jpeg_round_trip(rgb, SLIDE_HISTORY), 90)
 
 
 class Catalog:
@@ -41,7 +52,7 @@ class Catalog:
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.rng = random.Random(folder)
+        self.rng = np.random.default_rng(random.Random(folder).randrange(2**32))
         self.tiles: list[Tile] = []
 
     def checkpoint(self, kind: str, tissue: str) -> Checkpoint:
@@ -52,14 +63,15 @@ class Catalog:
         )
         return checkpoint
 
-    def add(self, source: str, tissue: str, count: int = 1) -> list[Tile]:
+    def add(self, source: str, tissue: str, count: int = 1, *, look: str | None = None) -> list[Tile]:
+        """`look`: draw the content as this source's (default: its own)."""
         checkpoint = None if source == "real" else self.checkpoint(source, tissue)
         made = []
         for _ in range(count):
-            data = jpeg_bytes(self.rng)
+            data = tile_jpeg(self.rng, look or source)
             digest = hashlib.sha256(data).hexdigest()
             name = default_storage.save(f"{self.folder}/{digest[:16]}.jpg", ContentFile(data))
-            made.append(Tile(source=source, tissue=tissue, image=name, sha256=digest, width=32, height=32,
+            made.append(Tile(source=source, tissue=tissue, image=name, sha256=digest, width=256, height=256,
                              checkpoint=checkpoint))
         made = Tile.objects.bulk_create(made)
         pool_forget()  # a web process would see them within POOL_TTL_S; a test looks at once
@@ -84,8 +96,8 @@ def catalog(db, settings) -> Iterator[Catalog]:
 
 @pytest.fixture
 def full_catalog(catalog: Catalog) -> Catalog:
-    """Two tissues with enough tiles for two 20-round games without repeats."""
-    catalog.fill(("lung", "colon"), real=12, gan=6, rnagan=6)
+    """Two tissues with 20 tiles of each source in all: a game of 20 can be dealt whatever its sources."""
+    catalog.fill(("lung", "colon"), real=10, gan=10, rnagan=10)
     return catalog
 
 

@@ -32,7 +32,7 @@ def test_the_pool_holds_active_game_tiles_by_source_and_tissue(catalog):
 
 
 def test_a_pool_that_cannot_deal_a_game_is_not_kept_so_a_filling_catalog_shows_at_once(catalog):
-    catalog.fill(("lung",), real=10, gan=5, rnagan=2)
+    catalog.fill(("lung",), real=20, gan=20, rnagan=17)
     waiting = _inactive(catalog, "rnagan", "lung", 3)
     assert not pool.pool_status(n=20).ready
     _activate(waiting)
@@ -40,19 +40,19 @@ def test_a_pool_that_cannot_deal_a_game_is_not_kept_so_a_filling_catalog_shows_a
 
 
 def test_a_ready_pool_is_kept_until_its_time_is_up_or_it_is_forgotten(catalog, monkeypatch):
-    catalog.fill(("lung",), real=10, gan=5, rnagan=5)
+    catalog.fill(("lung",), real=20, gan=20, rnagan=20)
     later = _inactive(catalog, "real", "lung", 4)
-    assert pool.pool_cached(n=20).counts()[("real", "lung")] == 10
+    assert pool.pool_cached(n=20).counts()[("real", "lung")] == 20
     _activate(later)
-    assert pool.pool_cached(n=20).counts()[("real", "lung")] == 10  # kept: no query
+    assert pool.pool_cached(n=20).counts()[("real", "lung")] == 20  # kept: no query
     monkeypatch.setattr(pool, "POOL_TTL_S", 0.0)
-    assert pool.pool_cached(n=20).counts()[("real", "lung")] == 14
+    assert pool.pool_cached(n=20).counts()[("real", "lung")] == 24
 
 
 def test_a_pool_kept_for_short_games_is_read_again_for_a_game_it_cannot_deal(catalog):
-    catalog.fill(("lung",), real=3, gan=2, rnagan=2)
-    more = _inactive(catalog, "real", "lung", 7) + _inactive(catalog, "gan", "lung", 3)
-    more += _inactive(catalog, "rnagan", "lung", 3)
+    catalog.fill(("lung",), real=6, gan=6, rnagan=6)
+    more = _inactive(catalog, "real", "lung", 14) + _inactive(catalog, "gan", "lung", 14)
+    more += _inactive(catalog, "rnagan", "lung", 14)
     assert pool.pool_status(n=6).ready  # kept
     _activate(more)
     assert pool.pool_status(n=20).ready

@@ -55,7 +55,11 @@ def test_crowd_statistics_are_computed_on_a_miss_then_served_from_the_cache(full
     assert tasks.crowd_stats_refresh() == 2  # the periodic task refreshes it
     stats = selectors.crowd_stats()
     assert stats["games"] == 2 and stats["mean_score"] == 2 and stats["score_counts"] == [1, 0, 0, 0, 1]
-    assert {t["key"]: (t["correct"], t["total"]) for t in stats["by_source"]}["real"] == (2, 4)
+    # Ada was right on every tile and Bo on none, so each source's tiles were recognised half the time.
+    real_dealt = Game.objects.get(nickname="Ada").rounds.filter(source="real").count()
+    bo_real = Game.objects.get(nickname="Bo").rounds.filter(source="real").count()
+    assert {t["key"]: (t["correct"], t["total"]) for t in stats["by_source"]}.get("real", (0, 0)) == (
+        real_dealt, real_dealt + bo_real)
     assert [e["nickname"] for e in stats["leaderboard"]] == ["Ada", "Bo"]
 
 

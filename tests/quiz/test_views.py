@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
+from generation.serving import blinded_jpeg, served_size
 from quiz import services
 from quiz.models import Game, GameRound
 from tests.quiz.conftest import play_through
@@ -92,21 +94,55 @@ def test_the_first_page_of_a_real_tile_and_of_a_synthetic_one_are_the_same_but_f
     assert real == synthetic
 
 
-def test_tiles_stream_with_game_scoped_etags_and_private_caching(client, full_catalog):
+def test_tiles_stream_blinded_with_game_scoped_etags_and_private_caching(client, full_catalog):
     first, second = services.game_start(session_key="a"), services.game_start(session_key="b")
     shared_tile = next(r.tile for r in first.rounds.all() if second.rounds.filter(tile=r.tile).exists())
-    url_a = f"/play/{first.token}/tile/{first.rounds.get(tile=shared_tile).position}.jpg"
-    url_b = f"/play/{second.token}/tile/{second.rounds.get(tile=shared_tile).position}.jpg"
+    pos_a, pos_b = first.rounds.get(tile=shared_tile).position, second.rounds.get(tile=shared_tile).position
+    for game, position in ((first, pos_a), (second, pos_b)):
+        for earlier in range(1, position):
+            _answer(client, game, earlier)
+    url_a, url_b = f"/play/{first.token}/tile/{pos_a}.jpg", f"/play/{second.token}/tile/{pos_b}.jpg"
     a, b = client.get(url_a), client.get(url_b)
     assert a.status_code == b.status_code == 200
     assert a["Content-Type"] == "image/jpeg"
-    assert a.content == shared_tile.image.read()
+    assert a.content == b.content == blinded_jpeg(shared_tile.image.read())
     assert a["ETag"] != b["ETag"] and shared_tile.sha256 not in a["ETag"]
     assert a["Cache-Control"] == "private, max-age=31536000, immutable"
     assert not a.has_header("Last-Modified")
     assert client.get(url_a, HTTP_IF_NONE_MATCH=a["ETag"]).status_code == 304
     assert client.get(f"/play/{first.token}/tile/99.jpg").status_code == 404
     assert client.get("/play/nope/tile/1.jpg").status_code == 404
+
+
+def test_a_future_rounds_tile_answers_404_until_its_round_comes(client, full_catalog):
+    game = services.game_start(session_key="s")
+    assert client.get(f"/play/{game.token}/tile/1.jpg").status_code == 200
+    for position in range(2, 21):
+        assert client.get(f"/play/{game.token}/tile/{position}.jpg").status_code == 404
+    _answer(client, game, 1)
+    assert client.get(f"/play/{game.token}/tile/2.jpg").status_code == 200
+    assert client.get(f"/play/{game.token}/tile/1.jpg").status_code == 200  # answered: still shown
+    assert client.get(f"/play/{game.token}/tile/3.jpg").status_code == 404
+
+
+def test_every_served_tile_has_the_same_length_headers_and_etag_pattern_whatever_its_source(client, full_catalog):
+    # The fixtures' real tiles are busier (≈ 27 kB) than the synthetic ones (≈ 17 kB) on disk.
+    stored = {t.source: set() for t in full_catalog.tiles}
+    served: dict[str, list] = {}
+    for seed in range(4):
+        game = services.game_start(session_key=f"h{seed}", seed=seed)
+        for played in game.rounds.select_related("tile").order_by("position"):
+            response = client.get(f"/play/{game.token}/tile/{played.position}.jpg")
+            _answer(client, game, played.position)
+            stored[played.source].add(played.tile.image.size)
+            headers = {k: (len(v) if k == "ETag" else v) for k, v in response.headers.items()}
+            served.setdefault(played.source, []).append((len(response.content), headers))
+    assert min(stored["real"]) > max(stored["gan"] | stored["rnagan"])  # the sizes on disk differ…
+    everything = {(size, tuple(sorted(h.items()))) for rows in served.values() for size, h in rows}
+    assert len(everything) == 1  # …what a browser receives does not
+    (size, headers), = everything
+    assert size == served_size() and dict(headers)["Content-Length"] == str(served_size())
+    assert set(served) == {"real", "gan", "rnagan"}
 
 
 def _tag_with_metadata(data: bytes, source: str) -> bytes:
@@ -126,12 +162,14 @@ def test_image_metadata_never_reaches_the_browser(client, full_catalog):
         default_storage.delete(tile.image.name)
         default_storage.save(tile.image.name, ContentFile(tagged))
     game = services.game_start(session_key="s")
-    for played in game.rounds.select_related("tile"):
+    for played in game.rounds.select_related("tile").order_by("position"):
         served = client.get(f"/play/{game.token}/tile/{played.position}.jpg").content
+        _answer(client, game, played.position)
         stored = played.tile.image.read()
         played.tile.image.close()
         assert f"source={played.source}".encode() in stored
         assert b"source=" not in served and b"generator" not in served and b"Exif" not in served
+        assert len(served) == served_size()
         # Only metadata went: the picture decodes to the same pixels.
         assert Image.open(io.BytesIO(served)).tobytes() == Image.open(io.BytesIO(stored)).tobytes()
 
@@ -202,11 +240,13 @@ def test_results_break_the_score_down_and_reveal_every_tile(client, full_catalog
     settings.RNAGAN_QUIZ_ROUNDS = 8
     game = _start(client)
     play_through(game)  # always "real": every real tile right, every synthetic one wrong
+    dealt = Counter(game.rounds.values_list("source", flat=True))
     html = client.get(f"/play/{game.token}/results").content.decode()
-    assert "4 / 8 correct" in html
-    assert re.search(r"Real tiles recognised</span><span class=\"tally-value\">4 / 4", html)
-    assert re.search(r"GAN tiles detected</span><span class=\"tally-value\">0 / 2", html)
-    assert re.search(r"RNA-GAN tiles detected</span><span class=\"tally-value\">0 / 2", html)
+    assert f"{dealt['real']} / 8 correct" in html
+    for label, source, right in (("Real tiles recognised", "real", dealt["real"]),
+                                 ("GAN tiles detected", "gan", 0), ("RNA-GAN tiles detected", "rnagan", 0)):
+        shown = re.search(rf"{label}</span><span class=\"tally-value\">(\d+) / (\d+)", html)
+        assert (shown and (int(shown[1]), int(shown[2]))) == ((right, dealt[source]) if dealt[source] else None)
     assert html.count('class="reveal-item') == 8
     assert "Checkerboard patterns" in html and "Implausible nuclei" in html and "Smeared borders" in html
     assert f"/r/{game.share_token}/" in html

@@ -9,7 +9,8 @@ Layout (format 1):
   mpp (µm per tile px), size, tissue_fraction, contrast}.
 - `slides` database: `{slide_id}` → JSON index of the slide: status (`partial` while its tiles are being
   written, `complete`, or `failed` with `error`), tissue, count, the tiling params it was made with, the
-  source file and its size, the level read, mask threshold and filter counts.
+  source file and its size, the level read, mask threshold and filter counts, and `jpeg_history` (the
+  slide level's own JPEG compression, training/data/jpeg.py; null when none survives in the tiles).
 - `store` database: `format` → JSON {"version": 1}.
 
 All JSON is written with sorted keys and no timestamps, so a run that was killed and resumed leaves

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import imagecodecs
 import numpy as np
 
+from training.data.jpeg import encode_store_jpeg, slide_jpeg_history
 from training.data.samples import read_sample_attributes, slide_id_from_sample
 from training.data.slides import (
     Grid,
@@ -124,15 +124,18 @@ def _tile_source(source: SlideSource, slide_id: str, params: TilingParams,
                     continue
                 x, y = grid.origin(int(col), int(row))
                 tissue = 1 - mask.background[row, col] / mask.samples
-                jpeg = imagecodecs.jpeg8_encode(np.ascontiguousarray(tile), level=params.quality)
-                chunk.append((f"{slide_id}/{x}_{y}", bytes(jpeg), _meta(slide_id, x, y, grid, tissue, score)))
+                jpeg = encode_store_jpeg(tile, params.quality)
+                chunk.append((f"{slide_id}/{x}_{y}", jpeg, _meta(slide_id, x, y, grid, tissue, score)))
                 kept += 1
                 if len(chunk) >= chunk_size:
                     yield "chunk", chunk
                     chunk = []
     if chunk:
         yield "chunk", chunk
+    # The scanner's compression survives in a tile cut at the level's own pixels; resampling erases it.
+    history = slide_jpeg_history(source.path, source.slide.level_dimensions[res.level]) if size == res.tile_size else None
     yield "done", {
+        "jpeg_history": history.to_dict() if history else None,
         "count": kept, "level": res.level, "level_downsample": res.level_downsample, "read_size": size,
         "tile_size": res.tile_size, "slide_mpp": mpp, "mpp_source": mpp_source, "tile_mpp": round(res.tile_mpp, 6),
         "reader": reader.name, "grid": [grid.cols, grid.rows],
@@ -259,8 +262,9 @@ def tile_slides(paths: Sequence[Path], out: str | os.PathLike[str], params: Tili
             record = {"slide_id": slide_id, "source": str(path.resolve()), "source_bytes": path.stat().st_size,
                       "tissue": tissue, "params": params_dict}
             old = writer.slide_record(slide_id)
+            # A slide tiled before its JPEG history was recorded is tiled again (the catalog needs it).
             if (old and old["status"] == "complete" and old["params"] == params_dict
-                    and old["source_bytes"] == record["source_bytes"]):
+                    and old["source_bytes"] == record["source_bytes"] and "jpeg_history" in old):
                 summary.skipped.append(slide_id)
                 if old.get("tissue") != tissue:
                     writer.put_record(slide_id, {**old, "tissue": tissue})
