@@ -58,6 +58,10 @@ GAN_PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 2,
         "batch_size": 16,
         "tiles_per_slide": 32,
+        # The paper's rates (G 1e-3, D 4e-3) diverged late in every arm at this size (issue #13); these raised
+        # no divergence alarm in the 1,000-step pilot; the 30-minute benchmark (bench/eval_conditioning.py) decides.
+        "optim.lr_g": 2.5e-4,
+        "optim.lr_d": 1e-3,
     },
 }
 
@@ -72,6 +76,10 @@ OPTIONS = (
         "model.input_dim", "--input-dim", options.COUNT, "generator input size (rna: always the VAE's latent size)", "D"
     ),
     Option("tiles_per_slide", "--tiles-per-slide", options.COUNT, "at most this many tiles of each slide", "N"),
+    Option("model.noise_dim", "--noise-dim", options.COUNT_OR_ZERO,
+           "rna-proj: standard-normal noise values concatenated after the latent (0: the paper's narrow "
+           "additive noise; default: as many as the latent has)", "N"),
+    Option("wgan.aux_weight", "--aux-weight", options.real(0), "rna-proj: critic's latent regression weight", "W"),
     Option("seed", "--seed", options.SEED, "seed of the initialisation, data order and every random draw", "N"),
     Option(
         "checkpoint_every",
@@ -138,20 +146,36 @@ def build_train_config(args: argparse.Namespace):
         raise CommandError(
             f"{', '.join(missing)} required (only --resume of an existing run can leave them out)"
         )
-    if args.conditioning == "rna":
+    if args.conditioning in ("rna", "rna-proj"):
         if "vae_run" not in given or "expression_dir" not in given:
             raise CommandError(
-                "RNA-GAN (--conditioning rna) needs a trained VAE (--vae RUN) and the prepared "
+                f"RNA-GAN (--conditioning {args.conditioning}) needs a trained VAE (--vae RUN) and the prepared "
                 "expression folder it was trained on (--expression FOLDER)"
             )
         latent_dim = _vae_latent_dim(Path(given["vae_run"]))
-        if overrides.get("model.input_dim", latent_dim) != latent_dim:
+        noise_dim = overrides.get("model.noise_dim", latent_dim if args.conditioning == "rna-proj" else 0)
+        if args.conditioning == "rna" and noise_dim:
+            raise CommandError("--noise-dim is for --conditioning rna-proj; rna adds the paper's narrow noise")
+        if overrides.get("model.input_dim", latent_dim + noise_dim) != latent_dim + noise_dim:
             raise CommandError(
                 f"--input-dim {overrides['model.input_dim']} differs from the VAE's latent size {latent_dim}"
+                + (f" + --noise-dim {noise_dim}" if noise_dim else "")
             )
-        overrides["model.input_dim"] = latent_dim
+        overrides["model.input_dim"] = latent_dim + noise_dim
+        if args.conditioning == "rna-proj":
+            overrides["model.noise_dim"] = noise_dim
+            overrides["model.cond_dim"] = latent_dim
+            overrides["model.aux_head"] = overrides.get("wgan.aux_weight", 0.0) > 0
     elif "vae_run" in given:
-        raise CommandError(f"--vae is only used by --conditioning rna (this is {args.conditioning!r})")
+        raise CommandError(f"--vae is only used by the RNA arms (this is --conditioning {args.conditioning})")
+    if args.conditioning != "rna-proj" and ("model.noise_dim" in overrides or "wgan.aux_weight" in overrides):
+        raise CommandError("--noise-dim and --aux-weight are options of --conditioning rna-proj")
+    split = overrides.get("split", "train")
+    if split != "all" and "expression_dir" not in given:
+        raise CommandError(
+            f"--split {split} needs --expression FOLDER (its splits.csv names the slides), for every arm alike, "
+            "so GAN, RNA-GAN and the ablation train on the same slides; --split all trains on every slide"
+        )
     for key in ("tiles", "expression_dir"):
         if key in given and not Path(given[key]).exists():
             raise CommandError(f"{given[key]}: not found")
@@ -189,6 +213,7 @@ def run_train(args: argparse.Namespace) -> int:
         compile=args.compile,
         progress=not args.no_progress,
         max_steps=args.max_steps,
+        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
     )
     try:
         run = train_gan(config, args.out, runtime, resume=args.resume)
@@ -307,19 +332,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train one tissue's generator. --conditioning none: GAN from z ~ N(0, I); rna: RNA-GAN from "
             "the VAE mean of the tile's own sample + uniform noise in [-0.3, 0.3]; noise: that noise alone "
-            "(the paper's ablation). All arms share loss, optimiser and schedule. Writes config.json, "
+            "(the paper's ablation); rna-proj: the VAE mean + concatenated noise, and a critic that sees the latent too "
+            "(projection critic, optional auxiliary latent regression), so tiles are rewarded for following "
+            "their sample. All arms share loss, optimiser, schedule and training slides. Writes config.json, "
             "checkpoints/, generator_ema.safetensors, losses.csv and samples/ into --out. Several GPUs: "
             "torchrun --standalone --nproc_per_node N -m training.cli train-gan ..."
         ),
     )
     train.add_argument("--tiles", help="tile store (LMDB folder from rnagan tile-slides)")
     train.add_argument("--tissue", help="tissue to train on")
-    train.add_argument("--conditioning", choices=("none", "rna", "noise"), help="generator input (see above)")
-    train.add_argument("--vae", help="trained VAE run folder (rna)")
+    train.add_argument("--conditioning", choices=("none", "rna", "noise", "rna-proj"),
+                       help="generator input (see above)")
+    train.add_argument("--vae", help="trained VAE run folder (rna, rna-proj)")
     train.add_argument(
         "--expression",
-        help="prepared expression folder the VAE was trained on (rna; optional "
-        "otherwise, to train on the same slides)",
+        help="prepared expression folder the VAE was trained on; every arm needs it to train on the "
+        "training split's slides (unless --split all)",
     )
     train.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     train.add_argument(
@@ -341,6 +369,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--max-steps", type=options.COUNT, default=None, help="stop (with a checkpoint) after this many steps"
     )
+    train.add_argument("--max-minutes", type=options.POSITIVE, default=None,
+                       help="stop (with a checkpoint) after this many minutes of training (equal budgets per arm)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--dry-run", action="store_true", help="print the config that would be used and stop")
     train.set_defaults(func=run_train)

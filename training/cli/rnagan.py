@@ -22,7 +22,7 @@ from training import __version__
 from training.utils.errors import BUG_REPORT, RnaganError, is_expected, one_line
 
 # Order is the order of `rnagan --help`.
-COMMAND_MODULES: tuple[str, ...] = ("training.cli.info", "training.cli.synth", "training.cli.expression", "training.cli.vae", "training.cli.tiles", "training.cli.gan")
+COMMAND_MODULES: tuple[str, ...] = ("training.cli.info", "training.cli.synth", "training.cli.expression", "training.cli.vae", "training.cli.tiles", "training.cli.gan", "training.cli.evaluate")
 USAGE_STATUS, BUG_STATUS = 2, 1
 
 

@@ -24,7 +24,7 @@ import torch
 from training.data.expression import load_prepared
 from training.data.samples import match_tissue
 from training.networks.gan import GANConfig, Generator
-from training.networks.inputs import KINDS, check_mode, sampling_input
+from training.networks.inputs import KINDS, check_mode, latent_dim_of, sampling_input, takes_expression
 from training.networks.vae import gene_order, load_vae
 from training.utils.checkpoints import CONFIG_FILE, GENERATOR_FILE, CheckpointError
 from training.utils.device import pick_device
@@ -65,9 +65,14 @@ class LoadedGenerator:
     def input_dim(self) -> int:
         return self.config.input_dim
 
+    @property
+    def latent_dim(self) -> int:
+        """Size of the VAE latent an RNA arm takes (the input less any concatenated noise)."""
+        return latent_dim_of(self.conditioning, self.config.input_dim, self.config.noise_dim)
+
     # --- RNA-GAN helpers: the VAE and the prepared folder are loaded on first use -------------------
     def _need_rna(self, what: str) -> None:
-        if self.conditioning != "rna":
+        if not takes_expression(self.conditioning):
             raise ValueError(f"{what} is for RNA-GAN runs; {self.run_dir} is a {self.kind} run")
 
     @property
@@ -153,9 +158,11 @@ def load_generator(
 def refuse_constant_output(model: Generator, conditioning: str, source: Path, device: torch.device) -> None:
     """Refuse a generator that draws one flat image whatever its input: damaged or zeroed weights (those
     of a file saved before checksums, say) gave all-black tiles without a word."""
-    dim = model.config.input_dim
-    latents = torch.zeros(2, dim) if conditioning == "rna" else None
-    tiles = render(model, sampling_input(conditioning, [0, 1], dim, latents), batch_size=2, device=device)
+    config = model.config
+    width = latent_dim_of(conditioning, config.input_dim, config.noise_dim)
+    latents = torch.zeros(2, width) if takes_expression(conditioning) else None
+    inputs = sampling_input(conditioning, [0, 1], config.input_dim, latents, noise_dim=config.noise_dim)
+    tiles = render(model, inputs, batch_size=2, device=device)
     if int(tiles.max()) == int(tiles.min()):
         raise CheckpointError(
             f"{source}: the generator draws the same flat image (every pixel {int(tiles.min())}) whatever its "
@@ -206,12 +213,12 @@ def generate(
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} tiles")
     cond = None
-    if gen.conditioning == "rna":
+    if takes_expression(gen.conditioning):
         if latents is None:
             if expression is None:
                 raise ValueError("an RNA-GAN run needs an expression profile for each tile (expression=...)")
             latents = gen.encode(expression)
-        cond = torch.from_numpy(_per_tile(np.asarray(latents, dtype=np.float32), n, gen.input_dim, "latents"))
+        cond = torch.from_numpy(_per_tile(np.asarray(latents, dtype=np.float32), n, gen.latent_dim, "latents"))
     elif expression is not None or latents is not None:
         raise ValueError(f"{gen.run_dir} is a {gen.kind} run: it takes no expression")
     # On a GPU the noise of the next chunk is drawn on CPU threads while the current chunk renders.
@@ -219,7 +226,8 @@ def generate(
 
     def inputs(start: int, stop: int) -> torch.Tensor:
         part = None if cond is None else cond[start:stop]
-        return sampling_input(gen.conditioning, seeds[start:stop], gen.input_dim, part, threads=threads)
+        return sampling_input(gen.conditioning, seeds[start:stop], gen.input_dim, part,
+                              noise_dim=gen.config.noise_dim, threads=threads)
 
     return render(gen.model, inputs, n=n, batch_size=batch_size, device=gen.device).numpy()
 

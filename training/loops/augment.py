@@ -22,7 +22,12 @@ _RGB_TO_YIQ = torch.tensor(
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Jitter strengths: each factor is drawn uniformly in [1 − s, 1 + s]; hue in turns of ±hue."""
+    """Jitter strengths: each factor is drawn uniformly in [1 − s, 1 + s]; hue in turns of ±hue.
+
+    `fakes`: generated batches pass through the same augmentation before the critic sees them
+    (differentiably, as in DiffAugment), for every arm. Jitter on real tiles alone would make jittered
+    colours part of "real" and teach the generator to draw them.
+    """
 
     hflip: bool = True
     vflip: bool = True
@@ -30,6 +35,7 @@ class AugmentConfig:
     contrast: float = 0.1
     saturation: float = 0.1
     hue: float = 0.02
+    fakes: bool = True
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "saturation"):

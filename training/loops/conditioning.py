@@ -27,7 +27,7 @@ import torch
 
 from training.data.expression import load_prepared
 from training.data.samples import match_tissue
-from training.networks.inputs import check_mode, uniform_noise
+from training.networks.inputs import check_mode, latent_dim_of, takes_expression, uniform_noise
 from training.networks.vae import gene_order, load_vae
 from training.utils.runs import load_weights, save_weights
 
@@ -94,20 +94,24 @@ def training_input(
     device: torch.device | str,
     rows: torch.Tensor | None = None,
     table: LatentTable | None = None,
+    noise_dim: int = 0,
 ) -> torch.Tensor:
-    """A training batch of generator inputs; `rows` (expression rows of the real tiles) for `rna`."""
+    """A training batch of generator inputs; `rows` (expression rows of the real tiles) for the RNA arms."""
     if mode == "none":
         return torch.randn(batch_size, input_dim, generator=generator, device=device)
-    noise = uniform_noise((batch_size, input_dim), generator=generator, device=device)
     if mode == "noise":
-        return noise
-    if mode != "rna":
+        return uniform_noise((batch_size, input_dim), generator=generator, device=device)
+    if not takes_expression(mode):
         check_mode(mode)
     if table is None or rows is None:
-        raise ValueError("rna conditioning needs the latent table and the expression rows of the batch")
-    if table.dim != input_dim:
-        raise ValueError(f"latent table has dimension {table.dim}, the generator expects {input_dim}")
-    return table.lookup(rows) + noise
+        raise ValueError(f"{mode} conditioning needs the latent table and the expression rows of the batch")
+    width = latent_dim_of(mode, input_dim, noise_dim)
+    if table.dim != width:
+        raise ValueError(f"latent table has dimension {table.dim}, the generator expects {width}")
+    latents = table.lookup(rows)
+    if mode == "rna-proj" and noise_dim > 0:
+        return torch.cat([latents, torch.randn(batch_size, noise_dim, generator=generator, device=device)], 1)
+    return latents + uniform_noise((batch_size, input_dim), generator=generator, device=device)
 
 
 @dataclass

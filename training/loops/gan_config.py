@@ -61,3 +61,4 @@ class Runtime:
     compile: str = "auto"  # auto (CUDA only) | on | off
     progress: bool = True
     max_steps: int | None = None  # stop (with a checkpoint) once this many steps are done in total
+    max_seconds: float | None = None  # stop (with a checkpoint) after this much training time in this process

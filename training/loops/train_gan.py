@@ -28,9 +28,7 @@ Several GPUs, one process each, batch size per process:
 
 from __future__ import annotations
 
-import csv
 import functools
-import math
 import os
 import time
 from pathlib import Path
@@ -56,19 +54,17 @@ from training.loops.conditioning import (
 )
 from training.loops.gan_checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint
 from training.loops.gan_config import GANTrainConfig, Runtime
-from training.loops.wgan import StepLosses, train_step
+from training.loops.loss_log import LOSSES_FILE, LossLog, truncate_losses
+from training.loops.wgan import train_step
 from training.networks.gan import Critic, Generator, init_weights
-from training.networks.inputs import sampling_input
+from training.networks.inputs import latent_dim_of, sampling_input, takes_expression
 from training.utils.checkpoints import CONFIG_FILE, GENERATOR_FILE
 from training.utils.device import autocast, pick_device, seed_everything
 from training.utils.ema import EMA, recalibrate_batchnorm
 from training.utils.images import render, save_png, tile_grid
-from training.utils.io import append_csv_row, write_csv
 from training.utils.runs import discard_staged, make_run_dir, publish_run_dir, save_weights, stage_run_dir
 
 LATENTS_FILE = "latents.safetensors"
-LOSSES_FILE = "losses.csv"
-LOSS_COLUMNS = ("step", "epoch", *StepLosses.FIELDS, "images_per_s", "elapsed_s")
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -115,6 +111,11 @@ def build_dataset(config: GANTrainConfig, prepared: Any = None) -> Dataset:
     if not tissues:
         known = ", ".join(sorted({str(r.get("tissue")) for r in records.values() if r.get("tissue")}))
         raise ValueError(f"{config.tiles}: no slides of tissue {config.tissue!r} (there: {known or 'none'})")
+    if prepared is None and config.split != "all":
+        # Every arm trains on the same slides: without the prepared folder the split is unknown, and
+        # training on every slide would put the test slides into the GAN arm alone.
+        raise ValueError(f"training on the {config.split!r} split needs the prepared expression folder "
+                         "(--expression) to know its slides, for every arm; --split all trains on every slide")
     slides = None
     if prepared is not None and config.split != "all":
         in_split = set(prepared.samples.loc[prepared.samples["split"] == config.split, "slide_id"])
@@ -145,11 +146,11 @@ def prepare_run_inputs(
 ) -> tuple[Dataset, ConditioningData]:
     """The tile dataset and conditioning data of a real run (the loop itself takes any dataset)."""
 
-    if config.conditioning != "rna":
+    if not takes_expression(config.conditioning):
         prepared = load_prepared(config.expression_dir) if config.expression_dir else None
         return build_dataset(config, prepared), ConditioningData()
     if not (config.vae_run and config.expression_dir):
-        raise ValueError("RNA-GAN (--conditioning rna) needs --vae RUN and --expression FOLDER")
+        raise ValueError(f"RNA-GAN (--conditioning {config.conditioning}) needs --vae RUN and --expression FOLDER")
     cached = run / LATENTS_FILE
     if cached.exists():  # a resumed run keeps the table it started with
         prepared = load_prepared(config.expression_dir)
@@ -158,10 +159,11 @@ def prepare_run_inputs(
     else:
         data, prepared = load_rna_conditioning(config.vae_run, config.expression_dir, tissue=config.tissue,
                                                split=config.split, n_grid=config.grid_rows, device=device)
-    if data.table.dim != config.model.input_dim:
+    width = latent_dim_of(config.conditioning, config.model.input_dim, config.model.noise_dim)
+    if data.table.dim != width:
         raise ValueError(
-            f"the VAE latent has {data.table.dim} dimensions but the generator input is "
-            f"{config.model.input_dim} (the command takes it from the VAE; check config.json)"
+            f"the VAE latent has {data.table.dim} dimensions but the generator's latent input is "
+            f"{width} (the command takes it from the VAE; check config.json)"
         )
     if len(data.table) != len(prepared.samples):
         raise ValueError(
@@ -202,10 +204,10 @@ def _train(config, run, staging, runtime, rank, world, device, start, dataset, c
         dataset, conditioning = prepare_run_inputs(config, run, device)
     conditioning = conditioning or ConditioningData()
     mode, dim = config.conditioning, config.model.input_dim
-    if mode == "rna":
+    if takes_expression(mode):
         if conditioning.table is None:
             raise ValueError(
-                "RNA-GAN (--conditioning rna) needs the VAE latent table (--vae and --expression)"
+                f"RNA-GAN (--conditioning {mode}) needs the VAE latent table (--vae and --expression)"
             )
         if main and not ((staging or run) / LATENTS_FILE).exists():
             conditioning.table.save((staging or run) / LATENTS_FILE)
@@ -232,7 +234,7 @@ def _train(config, run, staging, runtime, rank, world, device, start, dataset, c
     if start is not None:
         step, epoch, position = start.restore(g_raw, d_raw, ema, opt_g, opt_d, device)
         if main:
-            _truncate_losses(run / LOSSES_FILE, step)
+            truncate_losses(run / LOSSES_FILE, step)
 
     g_run, d_run = g_raw, d_raw
     if world > 1:
@@ -260,9 +262,12 @@ def _train(config, run, staging, runtime, rank, world, device, start, dataset, c
     if staging is not None:
         publish_run_dir(staging, run)  # everything that can refuse the run has run: training starts
     rng = torch.Generator(device=device)
-    log = _LossLog(run / LOSSES_FILE, enabled=main)
+    log = LossLog(run / LOSSES_FILE, enabled=main)
     images_per_step = config.batch_size * n_critic * world
     stop = runtime.max_steps
+    if runtime.max_seconds is not None and world > 1:
+        raise ValueError("a time budget (--max-minutes) stops ranks at different steps: use --max-steps with torchrun")
+    deadline = None if runtime.max_seconds is None else time.perf_counter() + runtime.max_seconds
 
     def export(tag: str) -> None:
         if main:
@@ -276,7 +281,8 @@ def _train(config, run, staging, runtime, rank, world, device, start, dataset, c
             save_checkpoint(run, config, step, next_epoch, next_position, g_raw, d_raw, ema, opt_g, opt_d)
             prune_checkpoints(run, config.keep_checkpoints)
 
-    while epoch < config.epochs and (stop is None or step < stop):
+    out_of_time = False
+    while epoch < config.epochs and (stop is None or step < stop) and not out_of_time:
         batches.epoch, batches.start = epoch, position
         first = position // n_critic
         desc = f"epoch {epoch + 1}/{config.epochs}"
@@ -297,8 +303,11 @@ def _train(config, run, staging, runtime, rank, world, device, start, dataset, c
             losses = train_step(
                 generator=g_run, critic=d_run, critic_module=d_raw, opt_g=opt_g, opt_d=opt_d, reals=reals,
                 make_input=lambda k, rows=rows: training_input(
-                    mode, config.batch_size, dim, generator=rng, device=device, rows=rows[k], table=table
+                    mode, config.batch_size, dim, generator=rng, device=device, rows=rows[k], table=table,
+                    noise_dim=config.model.noise_dim,
                 ),
+                make_cond=(lambda k, rows=rows: table.lookup(rows[k])) if config.model.cond_dim else None,
+                augment_fake=(lambda x: augment((x + 1) / 2, config.augment, rng)) if config.augment.fakes else None,
                 config=config.wgan, rng=rng, autocast=functools.partial(autocast, device),
             )
             ema.update(g_raw, step)
@@ -312,6 +321,9 @@ def _train(config, run, staging, runtime, rank, world, device, start, dataset, c
             if config.checkpoint_every and step % config.checkpoint_every == 0 and not epoch_done:
                 checkpoint(epoch, position)
             if stop is not None and step >= stop:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                out_of_time = True  # an equal wall-clock budget per arm (bench/eval_conditioning.py)
                 break
         bar.close()
         del it
@@ -338,61 +350,21 @@ def _export(config, run, ema_model, table, conditioning, device, step, tag) -> N
     for _ in range(config.bn_batches):
         pick = rows[torch.randint(len(rows), (config.batch_size,), generator=gen, device=device).cpu()]
         calib.append(training_input(config.conditioning, config.batch_size, config.model.input_dim,
-                                    generator=gen, device=device, rows=pick, table=table))
+                                    generator=gen, device=device, rows=pick, table=table,
+                                    noise_dim=config.model.noise_dim))
     model = recalibrate_batchnorm(ema_model, calib)
     metadata = {"format": "rnagan-generator-1", "conditioning": config.conditioning, "step": str(step)}
     save_weights(run / GENERATOR_FILE, model.state_dict(), metadata=metadata)
     seeds = list(range(config.grid_columns))
-    if config.conditioning == "rna" and table is not None:
+    if takes_expression(config.conditioning) and table is not None:
         grid_rows = conditioning.grid_rows or list(range(min(config.grid_rows, len(table))))
         latents = table.latents[torch.as_tensor(grid_rows, device=table.latents.device)].cpu()
         rows_in = [latents[r].expand(len(seeds), -1) for r in range(len(grid_rows))]
-        inputs = torch.cat([sampling_input("rna", seeds, config.model.input_dim, row) for row in rows_in])
+        inputs = torch.cat([sampling_input(config.conditioning, seeds, config.model.input_dim, row,
+                                           noise_dim=config.model.noise_dim) for row in rows_in])
     else:
         inputs = sampling_input(
             config.conditioning, range(config.grid_rows * len(seeds)), config.model.input_dim
         )
     tiles = render(model, inputs, batch_size=config.batch_size, device=device).numpy()
     save_png(tile_grid(tiles, len(seeds)), run / "samples" / f"{tag}.png")
-
-
-class _LossLog:
-    """Means of the step losses over `every` steps, appended to losses.csv; syncs the device only then."""
-
-    def __init__(self, path: Path, *, enabled: bool):
-        self.path, self.enabled = path, enabled
-        self.total: torch.Tensor | None = None
-        self.count, self.last, self.last_rate = 0, [math.nan] * 4, 0.0
-        self.t0 = self.started = time.perf_counter()
-
-    def add(self, losses: StepLosses, step: int, epoch: int, images_per_step: int, *, every: int) -> bool:
-        values = losses.as_tensor()
-        self.total = values if self.total is None else self.total + values
-        self.count += 1
-        if self.count >= every:
-            self.flush(step, epoch, images_per_step)
-            return True
-        return False
-
-    def flush(self, step: int, epoch: int, images_per_step: int) -> None:
-        if not self.count:
-            return
-        now = time.perf_counter()
-        self.last = (self.total / self.count).tolist()
-        self.last_rate = self.count * images_per_step / max(now - self.t0, 1e-9)
-        if self.enabled:
-            values = [f"{v:.6g}" for v in self.last]
-            append_csv_row(self.path, LOSS_COLUMNS,
-                           [step, epoch, *values, f"{self.last_rate:.1f}", f"{now - self.started:.1f}"])
-        self.total, self.count, self.t0 = None, 0, now
-
-
-def _truncate_losses(path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint being resumed: those steps are about to be redone."""
-    if not path.exists():
-        return
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    # A row cut short by a crash has fewer fields; drop it with the rows after the checkpoint.
-    kept = [r for r in rows[1:] if len(r) == len(LOSS_COLUMNS) and r[0].isdigit() and int(r[0]) <= step]
-    write_csv(path, LOSS_COLUMNS, kept)

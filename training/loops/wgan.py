@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,10 +26,11 @@ from torch import nn
 class WGANConfig:
     gp_weight: float = 10.0
     n_critic: int = 1
+    aux_weight: float = 0.0  # conditioned critic with an auxiliary head: weight of the latent regression
 
     def __post_init__(self) -> None:
-        if self.gp_weight < 0:
-            raise ValueError(f"gp_weight must be ≥ 0, got {self.gp_weight}")
+        if self.gp_weight < 0 or self.aux_weight < 0:
+            raise ValueError(f"gp_weight and aux_weight must be ≥ 0, got {self.gp_weight}, {self.aux_weight}")
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be ≥ 1, got {self.n_critic}")
 
@@ -49,6 +51,7 @@ def gradient_penalty(
     *,
     alpha: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    cond: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean over samples of (‖∇ₓD(x̂ᵢ)‖₂ − 1)², and the per-sample norms.
 
@@ -60,7 +63,9 @@ def gradient_penalty(
         alpha = torch.rand(n, generator=generator, device=real.device)
     alpha = alpha.to(real.device, torch.float32).view(n, *([1] * (real.dim() - 1)))
     mixed = (alpha * real.float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
-    scores = critic(mixed)
+    # A conditioned critic scores x̂ᵢ under the shared condition of real i and fake i (fake i was drawn
+    # from real i's latent); the gradient is taken with respect to the image only.
+    scores = critic(mixed) if cond is None else critic(mixed, cond)
     (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
     norms = grad.float().flatten(1).norm(dim=1)
     return ((norms - 1) ** 2).mean(), norms
@@ -74,18 +79,36 @@ def critic_loss(
     gp_weight: float,
     generator: torch.Generator | None = None,
     alpha: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
+    aux_weight: float = 0.0,
 ) -> CriticLoss:
     fake = fake.detach()
     # One forward for real and fake: the critic has no batch statistics, so stacking changes nothing.
-    scores = critic(torch.cat([real.to(fake.dtype), fake])).float()
+    both = torch.cat([real.to(fake.dtype), fake])
+    aux = None
+    if cond is None:
+        scores = critic(both).float()
+    else:
+        scores, aux = critic(both, torch.cat([cond, cond]), with_aux=True)
+        scores = scores.float()
     d_real, d_fake = scores[: real.shape[0]].mean(), scores[real.shape[0] :].mean()
-    penalty, _ = gradient_penalty(critic, real, fake, alpha=alpha, generator=generator)
+    penalty, _ = gradient_penalty(critic, real, fake, alpha=alpha, generator=generator, cond=cond)
     total = d_fake - d_real + gp_weight * penalty
+    if aux is not None and aux_weight > 0:
+        # The auxiliary head learns the latent from real tiles only: fakes would teach it their mistakes.
+        total = total + aux_weight * F.mse_loss(aux[: real.shape[0]].float(), cond.float())
     return CriticLoss(total, (d_real - d_fake).detach(), penalty.detach(), d_real.detach(), d_fake.detach())
 
 
-def generator_loss(critic: nn.Module, fake: torch.Tensor) -> torch.Tensor:
-    return -critic(fake).float().mean()
+def generator_loss(critic: nn.Module, fake: torch.Tensor, cond: torch.Tensor | None = None,
+                   aux_weight: float = 0.0) -> torch.Tensor:
+    if cond is None:
+        return -critic(fake).float().mean()
+    scores, aux = critic(fake, cond, with_aux=True)
+    loss = -scores.float().mean()
+    if aux is not None and aux_weight > 0:
+        loss = loss + aux_weight * F.mse_loss(aux.float(), cond.float())
+    return loss
 
 
 @dataclass
@@ -115,27 +138,36 @@ def train_step(
     config: WGANConfig,
     rng: torch.Generator,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    make_cond: Callable[[int], torch.Tensor | None] | None = None,
+    augment_fake: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> StepLosses:
     """n_critic = len(reals) critic updates, then one generator update.
 
     `generator`/`critic` may be compiled or DistributedDataParallel wrappers; `critic_module` is the
     bare critic, used for the generator's loss so that no critic gradients (or DDP reductions) happen
-    there. `make_input(k)` builds the generator input for critic iteration k (its batch's expression rows).
+    there. `make_input(k)` builds the generator input for critic iteration k (its batch's expression rows);
+    `make_cond(k)` the conditions a conditioned critic sees with them (the batch's latents). `augment_fake`
+    transforms generated batches the way the real ones were (differentiably, DiffAugment-style), so the
+    critic never learns augmentation as a tell and the generator is never taught to draw it.
     """
     if len(reals) != config.n_critic:
         raise ValueError(f"train_step got {len(reals)} real batches for n_critic = {config.n_critic}")
     totals = []
-    fake = None
+    fake = cond = None
     for k, real in enumerate(reals):
         last = k == len(reals) - 1
         z = make_input(k)
+        cond = make_cond(k) if make_cond is not None else None
         with autocast():
             if last:
                 fake = generator(z)
             else:
                 with torch.no_grad():
                     fake = generator(z)
-            loss = critic_loss(critic, real, fake, gp_weight=config.gp_weight, generator=rng)
+            if augment_fake is not None:
+                fake = augment_fake(fake)
+            loss = critic_loss(critic, real, fake, gp_weight=config.gp_weight, generator=rng, cond=cond,
+                               aux_weight=config.aux_weight)
         opt_d.zero_grad(set_to_none=True)
         loss.total.backward()
         opt_d.step()
@@ -144,7 +176,7 @@ def train_step(
     critic_module.requires_grad_(False)
     try:
         with autocast():
-            g_loss = generator_loss(critic_module, fake)
+            g_loss = generator_loss(critic_module, fake, cond, config.aux_weight)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

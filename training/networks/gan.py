@@ -41,6 +41,9 @@ class GANConfig:
     d_max_width: int = 2048
     upsample: str = "nearest"
     g_batchnorm: bool = True
+    noise_dim: int = 0  # rna-proj: standard-normal noise concatenated after the latent (0: added narrowly)
+    cond_dim: int = 0  # the critic's projection input (the VAE latent size); 0: an unconditional critic
+    aux_head: bool = False  # the critic also regresses the latent from the image (rna-proj)
 
     def __post_init__(self) -> None:
         if self.image_size not in IMAGE_SIZES:
@@ -50,6 +53,11 @@ class GANConfig:
         for name in ("input_dim", "g_width", "g_max_width", "d_width", "d_max_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.noise_dim < 0 or self.cond_dim < 0 or self.noise_dim >= self.input_dim:
+            raise ValueError(f"noise_dim ({self.noise_dim}) and cond_dim ({self.cond_dim}) must be ≥ 0 and "
+                             f"noise_dim below input_dim ({self.input_dim})")
+        if self.aux_head and not self.cond_dim:
+            raise ValueError("aux_head needs cond_dim (the latent size it regresses)")
 
     @property
     def n_doublings(self) -> int:
@@ -185,6 +193,14 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
+    """Score an image, optionally given its condition c (the VAE latent of the sample it should show).
+
+    With `cond_dim`, the score is the projection critic of Miyato & Koyama (2018): ψ(φ(x)) + ⟨E·c, φ(x)⟩,
+    φ the flattened features, E a linear embedding of the latent. The critic can then reward a tile only
+    for matching its own sample, which an image-only critic cannot. With `aux_head`, a linear head
+    also predicts c from φ(x) (an auxiliary regression loss in training.loops.wgan).
+    """
+
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
@@ -195,10 +211,21 @@ class Critic(nn.Module):
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c_in * 16, 1)
+        self.embed = nn.Linear(config.cond_dim, c_in * 16, bias=False) if config.cond_dim else None
+        self.aux = nn.Linear(c_in * 16, config.cond_dim) if config.aux_head else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """images (N, 3, S, S) in [-1, 1] → scores (N,), unbounded."""
-        return self.head(self.features(x).flatten(1)).squeeze(1)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, *, with_aux: bool = False):
+        """images (N, 3, S, S) in [-1, 1] (and their conditions (N, cond_dim)) → scores (N,), unbounded;
+        with `with_aux`, also the predicted conditions (N, cond_dim)."""
+        h = self.features(x).flatten(1)
+        score = self.head(h).squeeze(1)
+        if self.embed is not None:
+            if cond is None:
+                raise ValueError("this critic is conditioned: pass the latent of each image")
+            score = score + (self.embed(cond.to(h.dtype)) * h).sum(1)
+        if with_aux:
+            return score, (self.aux(h) if self.aux is not None else None)
+        return score
 
 
 def init_weights(module: nn.Module) -> None:

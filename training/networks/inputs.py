@@ -4,6 +4,9 @@
 - `rna` (RNA-GAN): the VAE mean μ of the tile's own expression sample, plus noise uniform in
   [−0.3, 0.3].
 - `noise` (the paper's ablation): the narrow uniform noise alone.
+- `rna-proj` (conditioned RNA-GAN): the same VAE mean, with the noise either added narrowly as in `rna`
+  (`noise_dim` 0) or, with `noise_dim` > 0, as `noise_dim` standard-normal values concatenated after the
+  latent (input size latent + noise_dim). Its critic sees the latent too (training.networks.gan).
 
 Nothing here normalises across the batch: every input row is a function of its own sample and its own
 noise only. Sampling draws each tile's noise from its own CPU `torch.Generator` seeded with that tile's
@@ -18,8 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-MODES = ("none", "rna", "noise")
-KINDS = {"none": "gan", "rna": "rnagan", "noise": "noise"}
+MODES = ("none", "rna", "noise", "rna-proj")
+# The catalog knows GAN and RNA-GAN: both RNA arms draw tiles from a sample's expression.
+KINDS = {"none": "gan", "rna": "rnagan", "noise": "noise", "rna-proj": "rnagan"}
+EXPRESSION_MODES = ("rna", "rna-proj")
 NOISE_HALF_WIDTH = 0.3
 
 
@@ -27,6 +32,16 @@ def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"conditioning must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
+
+
+def takes_expression(mode: str) -> bool:
+    """Whether an arm draws its tiles from a sample's expression (its VAE latent)."""
+    return check_mode(mode) in EXPRESSION_MODES
+
+
+def latent_dim_of(mode: str, input_dim: int, noise_dim: int) -> int:
+    """The VAE latent size inside a generator input of `input_dim` (concatenated noise excluded)."""
+    return input_dim - noise_dim if mode == "rna-proj" else input_dim
 
 
 def uniform_noise(
@@ -65,17 +80,20 @@ def seeded_noise(mode: str, seeds: Sequence[int], input_dim: int, *, threads: in
 
 
 def sampling_input(
-    mode: str, seeds: Sequence[int], input_dim: int, latents: torch.Tensor | None = None, *, threads: int = 1
+    mode: str, seeds: Sequence[int], input_dim: int, latents: torch.Tensor | None = None, *, noise_dim: int = 0,
+    threads: int = 1,
 ) -> torch.Tensor:
-    """Generator inputs for sampling: per-tile seeded noise, plus the given latents (n, dim) for `rna`."""
-    noise = seeded_noise(mode, seeds, input_dim, threads=threads)
-    if mode != "rna":
+    """Generator inputs for sampling: per-tile seeded noise, and the given latents (n, latent) for the RNA arms."""
+    if not takes_expression(mode):
         if latents is not None:
             raise ValueError(f"conditioning {mode!r} takes no expression")
-        return noise
+        return seeded_noise(mode, seeds, input_dim, threads=threads)
     if latents is None:
         raise ValueError("an RNA-GAN tile needs an expression profile (or its VAE latent)")
     latents = torch.as_tensor(latents, dtype=torch.float32).cpu()
-    if latents.shape != noise.shape:
-        raise ValueError(f"latents have shape {tuple(latents.shape)}, expected {tuple(noise.shape)}")
-    return latents + noise
+    width = latent_dim_of(mode, input_dim, noise_dim)
+    if latents.shape != (len(seeds), width):
+        raise ValueError(f"latents have shape {tuple(latents.shape)}, expected {(len(seeds), width)}")
+    if mode == "rna-proj" and noise_dim > 0:
+        return torch.cat([latents, seeded_noise("none", seeds, noise_dim, threads=threads)], 1)
+    return latents + seeded_noise("rna", seeds, input_dim, threads=threads)

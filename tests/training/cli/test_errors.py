@@ -61,7 +61,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
 
 PREPARE = ["prepare-expression", "--gct", "GCT", "--attributes", "ATTRIBUTES", "--tissues", "Lung",
            "--genes", "GENE_LIST", "--out", "NEW_OUT"]
-TRAIN = ["train-gan", "--tiles", "TILES", "--tissue", "Lung", "--conditioning", "none", "--out", "NEW_OUT",
+TRAIN = ["train-gan", "--tiles", "TILES", "--tissue", "Lung", "--conditioning", "none", "--split", "all", "--out", "NEW_OUT",
          "--preset", "tiny", "--no-progress"]
 GENERATE = ["generate", "--run", "GOOD_RUN", "--n", "2", "--out", "NEW_OUT", "--device", "cpu"]
 VAE = ["--run", "VAE", "--device", "cpu"]
@@ -145,6 +145,17 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         [*GENERATE[:4], "0", *GENERATE[5:]],
         [*GENERATE, "--row", "-1"],
     ],
+    "evaluate": [
+        ["evaluate", "--runs", "MISSING", "--tiles", "TILES", "--expression", "PREPARED", "--out", "NEW_OUT"],
+        ["evaluate", "--runs", "GOOD_RUN", "--tiles", "MISSING", "--expression", "PREPARED", "--out", "NEW_OUT"],
+        ["evaluate", "--runs", "GOOD_RUN", "--tiles", "TILES", "--expression", "EMPTY_DIR", "--out", "NEW_OUT"],
+        ["evaluate", "--runs", "GOOD_RUN", "--tiles", "TILES", "--expression", "PREPARED", "--out", "NEW_OUT",
+         "--inception-weights", "A_FILE"],
+        ["evaluate", "--runs", "GOOD_RUN", "--tiles", "TILES", "--expression", "PREPARED", "--out", "NEW_OUT",
+         "--tiles-per-sample", "1"],
+    ],
+    "report": [["report", "--eval", "MISSING", "--out", "NEW_OUT"],
+               ["report", "--eval", "EMPTY_DIR", "--out", "NEW_OUT"]],
 }
 CASES = [(name, argv) for name, table in BAD_ARGUMENTS.items() for argv in table]
 
@@ -224,7 +235,7 @@ def test_generate_refuses_before_loading_and_leaves_existing_tiles_alone(inputs,
 
 def test_a_failed_train_gan_start_leaves_no_run_folder_and_the_fixed_rerun_succeeds(inputs, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["train-gan", "--tiles", inputs["TILES"], "--conditioning", "none", "--out", str(out),
+    argv = ["train-gan", "--tiles", inputs["TILES"], "--conditioning", "none", "--split", "all", "--out", str(out),
             "--preset", "tiny", "--epochs", "1", "--batch-size", "4", "--max-steps", "1", "--no-progress",
             "--set", "grid_columns=2", "--set", "bn_batches=1"]
     status, err = run([*argv, "--tissue", "Kidney"], capsys)
@@ -237,7 +248,7 @@ def test_a_failed_train_gan_start_leaves_no_run_folder_and_the_fixed_rerun_succe
 
 def test_train_gan_on_a_corrupt_store_is_one_line(inputs, tmp_path, capsys):
     status, err = run([*(inputs.get(a, a) for a in TRAIN[:2]), inputs["RANDOM_LMDB"], "--tissue", "Lung",
-                       "--conditioning", "none", "--out", str(tmp_path / "run")], capsys)
+                       "--conditioning", "none", "--split", "all", "--out", str(tmp_path / "run")], capsys)
     assert status == 2
     assert err.strip() == (f"rnagan train-gan: error: {inputs['RANDOM_LMDB']}: not a readable tile store "
                            "(MDB_INVALID: File is not an LMDB file); rebuild it with rnagan tile-slides")

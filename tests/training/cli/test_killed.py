@@ -104,7 +104,8 @@ def _train_gan_argv(tmp_path: Path, out: Path, epochs: int) -> list[str]:
     tiles = tmp_path / "store"
     if not tiles.exists():
         _tile_store(tiles, ["GTEX-A-0001", "GTEX-B-0001"], tiles_per_slide=8)
-    return ["train-gan", "--tiles", str(tiles), "--tissue", "Lung", "--conditioning", "none", "--out", str(out),
+    return ["train-gan", "--tiles", str(tiles), "--tissue", "Lung", "--conditioning", "none", "--split", "all",
+            "--out", str(out),
             "--preset", "tiny", "--epochs", str(epochs), "--batch-size", "4", "--checkpoint-every", "1",
             "--no-progress", "--set", "grid_columns=2", "--set", "bn_batches=1"]
 

@@ -128,7 +128,7 @@ def test_resume_after_two_steps_equals_four_uninterrupted_steps(tmp_path):
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     train(tiny_config(), tmp_path / "run", max_steps=1)
     with pytest.raises(
-        CheckpointError, match=r"checkpoint/config mismatch: optim.lr_g is 0.001 in the checkpoint but 0.002"
+        CheckpointError, match=r"checkpoint/config mismatch: optim.lr_g is 0.00025 in the checkpoint but 0.002"
     ):
         train(tiny_config(**{"optim.lr_g": 2e-3}), tmp_path / "run", max_steps=2, resume=True)
     with pytest.raises(FileExistsError, match="--resume"):
@@ -175,8 +175,15 @@ def test_gan_and_rna_gan_share_loss_optimiser_and_schedule(tmp_path):
     vae.mkdir()
     (vae / "config.json").write_text(json.dumps({"model": {"latent_dim": 48}}))
     (tmp_path / "prepared").mkdir()
+    prepared = str(tmp_path / "prepared")
+    rates = {}
     for preset in GAN_PRESETS:
-        gan = _parse_train(tmp_path, "--conditioning", "none", "--preset", preset)
+        gan = _parse_train(tmp_path, "--conditioning", "none", "--expression", prepared, "--preset", preset)
+        proj = _parse_train(tmp_path, "--conditioning", "rna-proj", "--vae", str(vae), "--expression", prepared,
+                            "--preset", preset)
+        assert (proj.model.input_dim, proj.model.noise_dim, proj.model.cond_dim) == (96, 48, 48)
+        assert (gan.wgan, gan.optim, gan.augment) == (proj.wgan, proj.optim, proj.augment)
+        rates[preset] = (gan.optim.lr_g, gan.optim.lr_d)
         rna = _parse_train(
             tmp_path,
             "--conditioning",
@@ -196,14 +203,13 @@ def test_gan_and_rna_gan_share_loss_optimiser_and_schedule(tmp_path):
             rna.tiles_per_slide,
             rna.seed,
         )
-    assert gan.wgan.gp_weight == 10.0 and (gan.optim.lr_g, gan.optim.lr_d, gan.optim.betas) == (
-        1e-3,
-        4e-3,
-        (0.5, 0.999),
-    )
-    assert not any(key.startswith(("optim.", "wgan.")) for table in GAN_PRESETS.values() for key in table)
+    assert gan.wgan.gp_weight == 10.0 and gan.optim.betas == (0.5, 0.999)
+    # The paper's rates at paper size; the tiny preset's own stable rates (same for every arm).
+    assert rates["paper"] == (1e-3, 4e-3) and rates["tiny"] == (2.5e-4, 1e-3)
+    assert not any(key.startswith("wgan.") for table in GAN_PRESETS.values() for key in table)
     overridden = _parse_train(
-        tmp_path, "--conditioning", "none", "--n-critic", "3", "--lr-d", "1e-4", "--epochs", "5"
+        tmp_path, "--conditioning", "none", "--expression", prepared, "--n-critic", "3", "--lr-d", "1e-4",
+        "--epochs", "5"
     )
     assert (overridden.wgan.n_critic, overridden.optim.lr_d, overridden.epochs) == (3, 1e-4, 5)
 
@@ -213,7 +219,14 @@ def test_cli_explains_missing_or_misplaced_vae(tmp_path, capsys):
     assert main([*base, "--conditioning", "rna"]) == 2
     assert "needs a trained VAE (--vae RUN)" in capsys.readouterr().err
     assert main([*base, "--conditioning", "none", "--vae", str(tmp_path)]) == 2
-    assert "--vae is only used by --conditioning rna" in capsys.readouterr().err
+    assert "--vae is only used by the RNA arms" in capsys.readouterr().err
+
+
+def test_every_arm_needs_the_split_to_train_on_the_same_slides(tmp_path, capsys):
+    base = _train_argv(tmp_path)
+    assert main([*base, "--conditioning", "none"]) == 2
+    assert "--split train needs --expression FOLDER" in capsys.readouterr().err
+    assert _parse_train(tmp_path, "--conditioning", "none", "--split", "all").split == "all"
 
 
 def test_augmentation_flips_and_jitters_each_sample_within_range():
