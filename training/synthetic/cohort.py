@@ -108,6 +108,7 @@ def write_cohort(out: str | os.PathLike[str], config: CohortConfig, *, workers: 
     cohort = design_cohort(config)
     designed = time.perf_counter()
     build = out.parent / f".{out.name}.partial-{os.getpid()}"
+    _sweep_dead_builds(out)
     shutil.rmtree(build, ignore_errors=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(cohort.samples)))
     jobs = [SlideJob(str(build / "slides" / f"{row.slide_id}.tiff"), row.tissue,
@@ -152,6 +153,21 @@ def _render_slides(jobs: list[SlideJob], workers: int, write_tables_now: Callabl
         raise
     pool.shutdown(wait=True)
     return tables
+
+
+def _sweep_dead_builds(out: Path) -> None:
+    """Remove the hidden build folders of runs that were killed (SIGKILL runs no cleanup); a folder whose
+    process still lives belongs to a run under way and is left alone."""
+    for build in out.parent.glob(f".{out.name}.partial-*"):
+        pid = build.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(build, ignore_errors=True)
+        except PermissionError:  # another user's live process
+            pass
 
 
 def _move_into_place(build: Path, out: Path) -> None:

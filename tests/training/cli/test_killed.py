@@ -150,3 +150,15 @@ def test_train_vae_killed_while_training_leaves_no_run_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert {"config.json", "vae.safetensors", "metrics.json"} <= {p.name for p in out.iterdir()}
 
+
+
+def test_synth_cohort_killed_while_drawing_slides_leaves_no_output_and_the_rerun_sweeps(tmp_path):
+    out = tmp_path / "cohort"
+    argv = ["synth-cohort", "--out", str(out), "--samples-per-tissue", "30", "--tissues", "Lung", "--genes", "200",
+            "--slide-size", "1024", "--workers", "1"]
+    kill_when(argv, _hidden(tmp_path, ".cohort.partial-*/slides", holding="*.tiff"))
+    assert not out.exists() and list(tmp_path.glob(".cohort.partial-*"))  # the killed run's hidden build
+    result = rnagan(*argv[:4], "4", *argv[5:])
+    assert result.returncode == 0, result.stderr
+    assert len(list((out / "slides").glob("*.tiff"))) == 4
+    assert not list(tmp_path.glob(".cohort.partial-*")), "the dead run's build folder is swept"
