@@ -57,38 +57,67 @@ def eligible_tissues(cells: Iterable[Cell]) -> list[str]:
     return sorted(t for t, sources in present.items() if sources >= set(GAME_SOURCES))
 
 
+def playable_tissues(counts: Mapping[Cell, int], *, n: int, sources: Iterable[str] = GAME_SOURCES) -> list[str]:
+    """The most tissues a game of n rounds can spread over without the tissue telling the source.
+
+    Rounds go round-robin over T tissues, so a tissue gets up to ⌈n/T⌉ rounds, any of which may draw any
+    source. A tissue holding fewer than ⌈n/T⌉ tiles of some source would have to hand that source's rounds
+    to another tissue, and then the short tissue's rounds lean towards the other sources: a player who
+    answers by tissue beats chance without looking (real tiles run short first, since real is drawn with
+    probability ½ and each generator with ¼). So a tissue plays only if every source has ⌈n/T⌉ tiles in it.
+    Dropping a tissue raises ⌈n/T⌉ for the rest, so this repeats until nothing changes; a tissue dropped
+    at some T would fail at any smaller T too, so what remains is the largest such set.
+    """
+    sources = tuple(sources)
+    tissues = sorted({t for (_, t) in counts})
+    while tissues:
+        need = -(-n // len(tissues))
+        keep = [t for t in tissues if all(counts.get((s, t), 0) >= need for s in sources)]
+        if keep == tissues:
+            break
+        tissues = keep
+    return tissues
+
+
 @dataclass(frozen=True)
 class PoolStatus:
     n: int
-    tissues: list[str]
-    available: dict[str, int]  # per source, in eligible tissues
+    tissues: list[str]  # tissues with tiles of every source
+    available: dict[str, int]  # per source, in those tissues
     needed: dict[str, int]
+    playable: list[str]  # the tissues a game of n can be dealt over (see playable_tissues)
+    generators_playable: bool  # would the generators' tiles alone suffice (is it the real pool that is short)
 
     @property
     def ready(self) -> bool:
-        return all(self.available[s] >= self.needed[s] for s in GAME_SOURCES)
+        return bool(self.playable)
 
     @property
     def real_pool_dry(self) -> bool:
-        return self.available[REAL] < self.needed[REAL]
+        return not self.ready and self.generators_playable
 
     def shortfall_message(self) -> str:
-        if self.real_pool_dry and all(self.available[s] >= self.needed[s] for s in GAME_SOURCES if s != REAL):
+        if self.real_pool_dry:
             return (f"No new game can start: the pool of real tiles has run dry. Each real tile is shown in at "
                     f"most {max_exposures()} games, and only {self.available[REAL]} real tiles have games "
-                    f"left, while a game of {self.n} may need {self.needed[REAL]}. New real tiles must be "
-                    f"imported before play can go on.")
+                    f"left, while a game of {self.n} may need {self.needed[REAL]} (and as many in each tissue "
+                    f"it spreads over). New real tiles must be imported before play can go on.")
         have = ", ".join(f"{self.available[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
         need = ", ".join(f"{self.needed[s]} {SOURCE_LABELS[s]}" for s in GAME_SOURCES)
         return (f"The tile catalog is too small for a game of {self.n}: it needs at least {need} tiles in "
-                f"tissues that have all three kinds, and has {have}.")
+                f"tissues that have all three kinds (⌈{self.n}/T⌉ of each kind in each of the T tissues a "
+                f"game spreads over), and has {have}.")
 
 
 def pool_status_from(counts: Mapping[Cell, int], *, n: int) -> PoolStatus:
     """The pool's readiness from tile counts keyed (source, tissue)."""
     tissues = eligible_tissues(cell for cell, count in counts.items() if count)
     available = {s: sum(counts.get((s, t), 0) for t in tissues) for s in GAME_SOURCES}
-    return PoolStatus(n=n, tissues=tissues, available=available, needed=source_minimums(n))
+    return PoolStatus(
+        n=n, tissues=tissues, available=available, needed=source_minimums(n),
+        playable=playable_tissues(counts, n=n),
+        generators_playable=bool(playable_tissues(counts, n=n, sources=(s for s in GAME_SOURCES if s != REAL))),
+    )
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,10 @@ def draw_sources(n: int, rng: random.Random) -> list[str]:
 def deal(pool: Pool, *, n: int, seen: set[int], seed: int) -> list[tuple[int, str]]:
     """Pick n tiles as (tile id, source), in play order; the same pool, seen set and seed give the same deal.
 
-    Sources follow `draw_sources`. Tissues are assigned round-robin over one shuffled tissue list, so every
-    tissue gets ⌊n/T⌋ or ⌈n/T⌉ rounds whatever the sources drawn. A (source, tissue) cell short of tiles
-    hands its shortfall to the same source's least-dealt tissue (never to another source: that would make
-    the sources depend on the pool). Within a cell, tiles this player has not seen come first.
+    Sources follow `draw_sources`. Tissues are assigned round-robin over one shuffled list of the playable
+    tissues (`pool.playable_tissues`: each holds ⌈n/T⌉ tiles of every source), so every tissue gets ⌊n/T⌋
+    or ⌈n/T⌉ rounds whatever the sources drawn, and no cell can run short: which tissue a round shows never
+    depends on its source. Within a cell, tiles this player has not seen come first.
     """
     rng = random.Random(seed)
     size = pool.counts()
@@ -91,22 +91,13 @@ def deal(pool: Pool, *, n: int, seen: set[int], seed: int) -> list[tuple[int, st
     if not status.ready:
         raise PoolTooSmall(status.shortfall_message())
 
-    tissues = list(status.tissues)
+    tissues = list(status.playable)
     rng.shuffle(tissues)
     plan: Counter = Counter(
         (source, tissues[k % len(tissues)]) for k, source in enumerate(draw_sources(n, rng))
     )
-    per_tissue = Counter({t: sum(plan[(s, t)] for s in GAME_SOURCES) for t in tissues})
-    for source in GAME_SOURCES:
-        for tissue in tissues:
-            while plan[(source, tissue)] > size[(source, tissue)]:
-                spare = [t for t in tissues if plan[(source, t)] < size[(source, t)]]
-                # The status said every source has n tiles, so a spare tissue exists.
-                target = min(spare, key=lambda t: (per_tissue[t], tissues.index(t)))
-                plan[(source, tissue)] -= 1
-                plan[(source, target)] += 1
-                per_tissue[tissue] -= 1
-                per_tissue[target] += 1
+    short = [cell for cell, quota in plan.items() if quota > size[cell]]
+    assert not short, f"playable tissues hold ⌈n/T⌉ tiles of every source, yet {short} ran short"
 
     picks: list[tuple[int, str]] = []
     for source in GAME_SOURCES:

@@ -95,6 +95,7 @@ def curate(request: HttpRequest, name: str) -> HttpResponse:
 @staff_member_required
 def candidate_tile(request: HttpRequest, name: str, code: str) -> HttpResponse:
     tile = get_object_or_404(_study(name).tiles.select_related("tile"), code=code).tile
-    response = HttpResponse(tile.image.open("rb").read(), content_type="image/jpeg")
+    with tile.image.open("rb") as handle:
+        response = HttpResponse(handle.read(), content_type="image/jpeg")
     response["Cache-Control"] = "private, no-store"
     return response

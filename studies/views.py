@@ -6,6 +6,8 @@ alt text, an opaque per-item image URL), and an unknown, revoked or foreign toke
 
 from __future__ import annotations
 
+import logging
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,6 +17,8 @@ from markdown_it import MarkdownIt
 from generation.serving import blinded_tile_response
 from studies import selectors, services
 from studies.models import COMMENT_MAX_LENGTH, Rater
+
+log = logging.getLogger(__name__)
 
 COMMENT_MAX_LENGTH_TEXT = str(COMMENT_MAX_LENGTH)
 QUALITY_LABELS = {1: "very bad", 2: "bad", 3: "fair", 4: "good", 5: "very good"}
@@ -170,7 +174,11 @@ def tile(request: HttpRequest, token: str, key: str) -> HttpResponse:
     if path is None:
         raise Http404("No such image.")
     # Blinded like the quiz's tiles (generation.serving): one length, fixed headers, a tag from the key.
-    return blinded_tile_response(path_or_bytes=path, request=request, etag_key=f"study-item:{key}")
+    try:
+        return blinded_tile_response(path_or_bytes=path, request=request, etag_key=f"study-item:{key}")
+    except ValueError as exc:  # TileTooLarge / NotAJpeg: a catalog or settings error, never the rater's
+        log.error("cannot serve study tile %s blinded: %s", path, exc)
+        raise Http404("No such image.") from None
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

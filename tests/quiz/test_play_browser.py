@@ -9,19 +9,11 @@ import pytest
 from playwright.sync_api import expect
 
 from quiz.models import Game
+from tests.support.jpeg import jpeg_header
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SOURCE_WORDS = (b"real", b"gan", b"rnagan", b"synthetic", b"source")
-
-
-def _jpeg_header(data: bytes) -> bytes:
-    """The JPEG's marker segments before its first scan (where metadata would be), and anything after EOI."""
-    assert data[:2] == b"\xff\xd8"
-    i = 2
-    while data[i + 1] != 0xDA:
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return data[:i] + data[data.rindex(b"\xff\xd9") + 2:]
 
 
 def _secrets(catalog) -> list[str]:
@@ -108,7 +100,7 @@ def test_a_full_game_with_keys_and_clicks_scores_right_and_leaks_nothing_before_
             assert re.fullmatch(rf"{re.escape(live_server.url)}/play/{game.token}/tile/\d+\.jpg", url)
             # Only the segments before the image data can carry words; the compressed data is random bytes
             # (searching it for "gan" fails by chance about once in a hundred runs).
-            header = _jpeg_header(body)
+            header = jpeg_header(body)
             assert not any(word in header.lower() for word in SOURCE_WORDS), url
             seen["image"] += bool(body)
         elif url.endswith("/answer"):

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from studies import services
 from studies.models import Rating, RatingRevision
 from tests.studies.test_views import LEAKS
+from tests.support.jpeg import searchable
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +23,7 @@ def _recorder(log: list[bytes]):
         except Exception:  # noqa: BLE001 - redirects have no body
             body = b""
         head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-        log.append(f"{response.url}\n{head}\n".encode() + body)
+        log.append(f"{response.url}\n{head}\n".encode() + searchable(body, response.headers.get("content-type", "")))
     return record
 
 
