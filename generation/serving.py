@@ -22,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +151,18 @@ def blinded_tile_response(*, path_or_bytes: str | os.PathLike[str] | bytes, requ
     response["ETag"] = etag
     response["Cache-Control"] = CACHE_CONTROL
     return response
+
+
+def blinded_tile_view_response(*, read: Callable[[], bytes], request: HttpRequest, etag_key: str,
+                               name: str) -> HttpResponse:
+    """What a tile view returns once it has decided the tile may be seen: `read` runs only when the
+    browser lacks the tile (a matching If-None-Match is answered 304 unread), and a stored tile that
+    cannot be served blinded is logged and answers 404 — a catalog or settings error, never the viewer's,
+    and the same 404 whatever the tile's source."""
+    if request.headers.get("If-None-Match") == blinded_etag(etag_key):
+        return blinded_tile_response(path_or_bytes=b"", request=request, etag_key=etag_key)
+    try:
+        return blinded_tile_response(path_or_bytes=read(), request=request, etag_key=etag_key)
+    except ValueError as exc:  # TileTooLarge / NotAJpeg
+        log.error("cannot serve tile %s blinded: %s", name, exc)
+        raise Http404("No such tile.") from None

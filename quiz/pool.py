@@ -86,7 +86,7 @@ class PoolStatus:
     available: dict[str, int]  # per source, in those tissues
     needed: dict[str, int]
     playable: list[str]  # the tissues a game of n can be dealt over (see playable_tissues)
-    generators_playable: bool  # would the generators' tiles alone suffice (is it the real pool that is short)
+    generators_playable: bool  # when not ready: would the generators' tiles alone suffice (real pool short)
 
     @property
     def ready(self) -> bool:
@@ -115,8 +115,10 @@ def pool_status_from(counts: Mapping[Cell, int], *, n: int) -> PoolStatus:
     available = {s: sum(counts.get((s, t), 0) for t in tissues) for s in GAME_SOURCES}
     return PoolStatus(
         n=n, tissues=tissues, available=available, needed=source_minimums(n),
-        playable=playable_tissues(counts, n=n),
-        generators_playable=bool(playable_tissues(counts, n=n, sources=(s for s in GAME_SOURCES if s != REAL))),
+        playable=(playable := playable_tissues(counts, n=n)),
+        # Only a pool that cannot deal asks whether the real tiles are the reason: not on every game start.
+        generators_playable=not playable and bool(
+            playable_tissues(counts, n=n, sources=(s for s in GAME_SOURCES if s != REAL))),
     )
 
 

@@ -18,9 +18,9 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from config.converters import POSITION_MAX
 from generation.models import Tile
 from quiz import selectors
-from quiz.converters import POSITION_MAX
 from quiz.models import NICKNAME_MAX_LENGTH, Game, GameRound
 from quiz.pool import (
     GAME_SOURCES,

@@ -1,11 +1,11 @@
 from django.urls import path, register_converter
 
+from config import converters  # noqa: F401 - registers <position:…>
 from quiz import views
-from quiz.converters import PositionConverter, TokenConverter
+from quiz.converters import TokenConverter
 
 # Every integer and token in a quiz URL goes through a bounded converter: out-of-range values are a
 # 404 from the resolver, never a query (see quiz/converters.py).
-register_converter(PositionConverter, "position")
 register_converter(TokenConverter, "game_token")
 
 app_name = "quiz"

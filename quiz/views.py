@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -11,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from generation.serving import blinded_etag, blinded_tile_response
+from generation.serving import blinded_tile_view_response
 from quiz import selectors, services
 from quiz.audit import audit_requested
 from quiz.converters import position_from_form
@@ -19,8 +17,6 @@ from quiz.forms import StartForm
 from quiz.models import Game
 from quiz.pool import pool_status
 from quiz.ratelimit import rate_limited, wants_json
-
-log = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -143,15 +139,11 @@ def _tile_response(request: HttpRequest, etag_key: str, **round_key) -> HttpResp
     name = selectors.round_image_name(**round_key)
     if name is None:
         raise Http404("No such tile, or not yet.")
-    if request.headers.get("If-None-Match") == blinded_etag(etag_key):
-        return blinded_tile_response(path_or_bytes=b"", request=request, etag_key=etag_key)
-    with default_storage.open(name, "rb") as handle:
-        data = handle.read()
-    try:
-        return blinded_tile_response(path_or_bytes=data, request=request, etag_key=etag_key)
-    except ValueError as exc:  # TileTooLarge / NotAJpeg: a catalog or settings error, never the player's
-        log.error("cannot serve tile %s blinded: %s", name, exc)
-        raise Http404("No such tile.") from None
+    def read() -> bytes:
+        with default_storage.open(name, "rb") as handle:
+            return handle.read()
+
+    return blinded_tile_view_response(read=read, request=request, etag_key=etag_key, name=name)
 
 
 @require_safe

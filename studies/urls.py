@@ -1,5 +1,6 @@
 from django.urls import path, register_converter
 
+from config import converters  # noqa: F401 - registers <position:…>
 from studies import staff_views, views
 
 
@@ -19,17 +20,6 @@ class ItemKey(_Pattern):
     regex = "[0-9a-f]{32}"  # studies.models.new_item_key
 
 
-class ItemPosition:
-    # 1-based and short: an integer past 64 bits never reaches the database (SQLite cannot bind it: a 500).
-    regex = "[1-9][0-9]{0,4}"
-
-    def to_python(self, value: str) -> int:
-        return int(value)
-
-    def to_url(self, value: int) -> str:
-        return str(value)
-
-
 class Code(_Pattern):
     regex = "[A-Za-z0-9]{1,16}"  # rater and study-tile codes
 
@@ -38,13 +28,12 @@ class Code(_Pattern):
 register_converter(RaterToken, "rater_token")
 register_converter(ItemKey, "item_key")
 register_converter(Code, "code")
-register_converter(ItemPosition, "item_position")
 
 app_name = "studies"
 urlpatterns = [
     # What a rater's link reaches: neutral paths, the token and an item position or opaque key only.
     path("s/<rater_token:token>/", views.welcome, name="welcome"),
-    path("s/<rater_token:token>/item/<item_position:position>/", views.item, name="item"),
+    path("s/<rater_token:token>/item/<position:position>/", views.item, name="item"),
     path("s/<rater_token:token>/image/<item_key:key>.jpg", views.tile, name="tile"),
     path("s/<rater_token:token>/finish", views.finish, name="finish"),
     path("s/<rater_token:token>/debrief", views.debrief, name="debrief"),

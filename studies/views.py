@@ -6,7 +6,7 @@ alt text, an opaque per-item image URL), and an unknown, revoked or foreign toke
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,11 +14,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 from markdown_it import MarkdownIt
 
-from generation.serving import blinded_tile_response
+from generation.serving import blinded_tile_view_response
 from studies import selectors, services
 from studies.models import COMMENT_MAX_LENGTH, Rater
-
-log = logging.getLogger(__name__)
 
 COMMENT_MAX_LENGTH_TEXT = str(COMMENT_MAX_LENGTH)
 QUALITY_LABELS = {1: "very bad", 2: "bad", 3: "fair", 4: "good", 5: "very good"}
@@ -174,11 +172,8 @@ def tile(request: HttpRequest, token: str, key: str) -> HttpResponse:
     if path is None:
         raise Http404("No such image.")
     # Blinded like the quiz's tiles (generation.serving): one length, fixed headers, a tag from the key.
-    try:
-        return blinded_tile_response(path_or_bytes=path, request=request, etag_key=f"study-item:{key}")
-    except ValueError as exc:  # TileTooLarge / NotAJpeg: a catalog or settings error, never the rater's
-        log.error("cannot serve study tile %s blinded: %s", path, exc)
-        raise Http404("No such image.") from None
+    return blinded_tile_view_response(read=Path(path).read_bytes, request=request,
+                                      etag_key=f"study-item:{key}", name=str(path))
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

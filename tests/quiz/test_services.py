@@ -98,6 +98,12 @@ def test_a_tissue_without_all_three_kinds_of_tile_is_left_out(full_catalog):
     assert tissues == {"lung", "colon"}
 
 
+def _dealt_cells(the_pool: pool.Pool, games: int) -> list[tuple[str, str]]:
+    """(source, tissue) of every tile in `games` deals of 20 (seeds 0 …), without a database."""
+    cell_of = {tile: cell for cell, tiles in the_pool.cells.items() for tile in tiles}
+    return [cell_of[tile] for seed in range(games) for tile, _ in services.deal(the_pool, n=20, seen=set(), seed=seed)]
+
+
 def test_a_tissue_short_of_one_kind_is_left_out_so_the_tissue_never_tells_the_source():
     # Real tiles run short first (real is drawn with probability ½). Were the short tissue's real rounds
     # handed to the other tissue, its rounds would lean synthetic and answering by tissue would beat
@@ -109,8 +115,7 @@ def test_a_tissue_short_of_one_kind_is_left_out_so_the_tissue_never_tells_the_so
              for _ in range(500)]
     the_pool = pool.Pool.from_rows(rows)
     assert the_pool.status(n=20).playable == ["colon"]
-    cell_of = {tile: cell for cell, tiles in the_pool.cells.items() for tile in tiles}
-    dealt = [cell_of[tile] for seed in range(2000) for tile, _ in services.deal(the_pool, n=20, seen=set(), seed=seed)]
+    dealt = _dealt_cells(the_pool, 2000)
     assert {tissue for _, tissue in dealt} == {"colon"}
     assert abs(sum(source == "real" for source, _ in dealt) / len(dealt) - 0.5) <= 0.02
 
@@ -121,8 +126,7 @@ def test_with_every_cell_deep_enough_the_real_share_is_the_same_in_every_tissue(
             for _ in range(12 if (source, tissue) == ("real", "lung") else 200)]
     the_pool = pool.Pool.from_rows(rows)
     assert the_pool.status(n=20).playable == ["colon", "lung"]  # 12 ≥ ⌈20/2⌉: lung stays in
-    cell_of = {tile: cell for cell, tiles in the_pool.cells.items() for tile in tiles}
-    dealt = [cell_of[tile] for seed in range(2000) for tile, _ in services.deal(the_pool, n=20, seen=set(), seed=seed)]
+    dealt = _dealt_cells(the_pool, 2000)
     share = {t: sum(s == "real" for s, tt in dealt if tt == t) / sum(tt == t for _, tt in dealt) for t in ("lung", "colon")}
     assert abs(share["lung"] - share["colon"]) <= 0.03, share
 
