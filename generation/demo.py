@@ -23,8 +23,11 @@ from pathlib import Path
 TISSUES = ("Lung", "Brain - Cortex")
 SLUGS = {"Lung": "lung", "Brain - Cortex": "brain"}
 COHORT = dict(samples_per_tissue=10, genes=2000, slide_size=2048, seed=7)
-ARMS = {"gan": "none", "rnagan": "rna"}
+# The demo's RNA-GAN is the conditioned arm (issue #13): its critic rewards a tile for matching its sample.
+ARMS = {"gan": "none", "rnagan": "rna-proj"}
+ARM_OPTIONS = {"none": (), "rna-proj": ("--aux-weight", "1")}
 IMAGE_SIZE = 256  # the catalog's RNAGAN_TILE_SIZE: generators draw it natively
+STEPS = 800  # per GAN: about 8 minutes of 2 CPU cores at 256 px
 SAMPLING_FILES = {
     "vae": ("config.json", "vae.safetensors", "genes.txt", "scaler.npz", "centroids.npz", "metrics.json"),
     "gan": ("config.json", "generator_ema.safetensors"),
@@ -92,7 +95,7 @@ def build_data(paths: DemoPaths, *, log: Callable[[str], None] = print) -> None:
            "--attributes", str(paths.cohort / "sample_attributes.txt"), "--workers", "2", log=log)
 
 
-def train_checkpoints(paths: DemoPaths, *, epochs: int, log: Callable[[str], None] = print) -> None:
+def train_checkpoints(paths: DemoPaths, *, steps: int, log: Callable[[str], None] = print) -> None:
     """Train the demo's VAE, GANs and RNA-GANs from scratch into var/demo/runs, then copy the files
     sampling needs into demo/checkpoints (what `make demo-checkpoints` commits)."""
     shutil.rmtree(paths.runs, ignore_errors=True)
@@ -100,14 +103,15 @@ def train_checkpoints(paths: DemoPaths, *, epochs: int, log: Callable[[str], Non
            "--epochs", "60", "--embedding", "pca", log=log)
     for tissue in TISSUES:
         for arm, conditioning in ARMS.items():
-            extra = ["--vae", str(paths.run("vae")), "--expression", str(paths.prepared)] if conditioning == "rna" else []
+            extra = ["--vae", str(paths.run("vae")), "--expression", str(paths.prepared)] if conditioning != "none" else []
             # Drawn at the catalog's 256 px natively (an upsampled tile is softer and compresses to a third
             # of a real one's size: the catalog refuses it), with the tiny preset's narrow channels. All
-            # slides, since the demo cohort is small; a faster EMA, since a CPU run takes few steps.
+            # slides, since the demo cohort is small; a faster EMA, since a CPU run takes few steps. Both arms
+            # get the same number of steps (the same budget) and the tiny preset's stable rates.
             rnagan("train-gan", "--tiles", str(paths.tiles), "--tissue", tissue, "--conditioning", conditioning,
                    "--preset", "tiny", "--image-size", str(IMAGE_SIZE), "--split", "all", "--ema-decay", "0.98",
-                   "--epochs", str(epochs), "--no-progress", "--out", str(paths.run(gan_name(tissue, arm))),
-                   *extra, log=log)
+                   "--epochs", "100000", "--max-steps", str(steps), "--no-progress",
+                   "--out", str(paths.run(gan_name(tissue, arm))), *ARM_OPTIONS[conditioning], *extra, log=log)
     shutil.rmtree(paths.committed, ignore_errors=True)
     for name, files in _run_files(paths):
         target = paths.committed / name
@@ -206,18 +210,31 @@ def populate_catalog(paths: DemoPaths, *, real_per_tissue: int, synthetic_per_ar
     return jobs
 
 
+def build_showcases(*, log: Callable[[str], None] = print) -> None:
+    """The /conditioning/ page's sets (a sample's real tiles beside RNA-GAN's), once per checkpoint."""
+    from generation.models import Checkpoint
+    from generation.showcase import showcase_build, showcase_read
+
+    have = {s.name for s in showcase_read()}
+    for tissue in TISSUES:
+        name = gan_name(tissue, "rnagan")
+        if name not in have:
+            built = showcase_build(checkpoint=Checkpoint.objects.get(name=name))
+            log(f"conditioning showcase of {name}: samples {', '.join(s.sample for s in built.samples)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m generation.demo --train`: rebuild the committed demo checkpoints."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--train", action="store_true", required=True)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"training steps of every GAN (default {STEPS})")
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parents[1]
     paths = DemoPaths(root=root / "var" / "demo", committed=root / "demo" / "checkpoints")
     build_data(paths)
-    train_checkpoints(paths, epochs=args.epochs)
+    train_checkpoints(paths, steps=args.steps)
     return 0
 
 

@@ -8,8 +8,12 @@ Families (the issue's (a)–(d)):
   are the complement of the compressed image's size, which is content and goes to (d);
 - (c) compression history: re-encoding error at several qualities, 8 × 8 blockiness, and the
   periodicity of DCT-coefficient histograms (double quantisation leaves combs), each as the log ratio of
-  the measure on the tile to the same measure on a copy cropped by 4 px (off the 8 × 8 grid), the usual
-  JPEG-forensics calibration that cancels the content's own smoothness;
+  the measure on the tile to the same measure on its calibration reference: the tile cropped by 4 px
+  (off the 8 × 8 grid) and compressed once more with the file's own quantisation tables, the usual
+  JPEG-forensics calibration. The reference has the tile's content and one known compression, so the
+  ratio cancels the content's own smoothness (a smooth tile re-encodes with little error whatever its
+  history) and keeps what the tile's history adds. (Comparing with the bare crop, as before, did not:
+  the crop's own error grows with texture, so smooth generators' tiles stood apart by content alone.);
 - (d) pixel statistics (mean colour, spread, sharpness, entropy, compressed size): these measure the
   generators, not the blinding, and are reported apart.
 
@@ -150,12 +154,26 @@ def _history_measures(rgb: np.ndarray) -> list[float]:
 HISTORY_NAMES = [*(f"reencode_q{q}" for q in HISTORY_QUALITIES), "blockiness", "dct_periodicity"]
 
 
-def history_features(rgb: np.ndarray) -> dict[str, float]:
-    """(c): each history measure as log(measure on the tile / measure on the tile cropped by 4 px)."""
-    on_grid = _history_measures(rgb)
-    off_grid = _history_measures(np.ascontiguousarray(rgb[CROP:, CROP:]))
+def calibration_reference(rgb: np.ndarray, *, qtables=None, subsampling: int | None = None) -> np.ndarray:
+    """The tile's content with one known history: cropped by 4 px (off the 8 × 8 grid, which scrambles
+    whatever history it had) and compressed once with the served file's own quantisation tables and
+    subsampling (Fridrich's calibration). It has the tile's content and texture, so a measure compared
+    with it cancels the content's own smoothness and keeps what the tile's history adds."""
+    buffer = io.BytesIO()
+    options = {"quality": 90} if qtables is None else {"qtables": qtables}
+    if subsampling is not None and subsampling >= 0:
+        options["subsampling"] = subsampling
+    Image.fromarray(np.ascontiguousarray(rgb[CROP:, CROP:])).save(buffer, format="JPEG", **options)
+    with Image.open(buffer) as again:
+        return np.asarray(again.convert("RGB"))
+
+
+def history_features(rgb: np.ndarray, *, qtables=None, subsampling: int | None = None) -> dict[str, float]:
+    """(c): each history measure as log(measure on the tile / measure on its calibration reference)."""
+    on_tile = _history_measures(rgb)
+    reference = _history_measures(calibration_reference(rgb, qtables=qtables, subsampling=subsampling))
     return {name: float(np.log((a + _EPS) / (b + _EPS)))
-            for name, a, b in zip(HISTORY_NAMES, on_grid, off_grid, strict=True)}
+            for name, a, b in zip(HISTORY_NAMES, on_tile, reference, strict=True)}
 
 
 # ----------------------------------------------------------------------------------------- (d)
@@ -186,12 +204,17 @@ def compressed_size(data: bytes) -> int:
 
 def tile_features(body: bytes, headers: Mapping[str, str]) -> dict[str, dict[str, object]]:
     """Every family's features of one served tile, as a browser received it."""
+    from PIL import JpegImagePlugin
+
     with Image.open(io.BytesIO(body)) as image:
         rgb = np.asarray(image.convert("RGB"))
+        is_jpeg = image.format == "JPEG"
+        qtables = image.quantization if is_jpeg else None
+        subsampling = JpegImagePlugin.get_sampling(image) if is_jpeg else None
     return {
         "a": header_features(body, headers),
         "b": jpeg_structure(body),
-        "c": history_features(rgb),
+        "c": history_features(rgb, qtables=qtables, subsampling=subsampling),
         "d": pixel_features(rgb, compressed_bytes=compressed_size(body)),
     }
 

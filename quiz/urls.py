@@ -20,4 +20,6 @@ urlpatterns = [
     path("r/<game_token:share_token>/", views.shared, name="shared"),
     path("r/<game_token:share_token>/tile/<position:position>.jpg", views.shared_tile, name="shared_tile"),
     path("leaderboard/", views.leaderboard, name="leaderboard"),
+    path("conditioning/", views.conditioning, name="conditioning"),
+    path("conditioning/<slug:name>/<str:file>", views.conditioning_tile, name="conditioning_tile"),
 ]

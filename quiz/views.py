@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from generation.serving import blinded_tile_view_response
+from generation.showcase import showcase_file, showcase_read
 from quiz import selectors, services
 from quiz.audit import audit_requested
 from quiz.converters import position_from_form
@@ -194,6 +195,22 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     return render(request, "quiz/leaderboard.html", {
         "stats": stats, "roc_crowd": selectors.roc_svg_points(stats["roc"]["points"]),
     })
+
+
+@require_safe
+def conditioning(request: HttpRequest) -> HttpResponse:
+    # Labelled tiles that are never dealt (generation/showcase.py): the page cannot teach the game's answers.
+    return render(request, "quiz/conditioning.html", {"showcases": showcase_read()})
+
+
+@require_safe
+def conditioning_tile(request: HttpRequest, name: str, file: str) -> FileResponse:
+    path = showcase_file(name, file)
+    if path is None:
+        raise Http404("no such showcase tile")
+    response = FileResponse(open(path, "rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

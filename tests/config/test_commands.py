@@ -77,6 +77,13 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["--checkpoint", "known-gan", "--n", "3", "--sample", "GTEX-X"],
         ["--checkpoint", "known-gan", "--n", "3", "--expression-file", "MISSING"],
     ],
+    "showcase": [
+        [],
+        ["--checkpoint", "nope"],
+        ["--checkpoint", "known-gan"],
+        ["--checkpoint", "known-gan", "--per-sample", "0"],
+        ["--checkpoint", "known-gan", "--per-sample", "many"],
+    ],
     "register_checkpoint": [
         [],
         ["MISSING", "--name", "x"],

@@ -84,6 +84,7 @@ class Command(ProjectCommand):
             if jobs:
                 demo.wait_for_jobs(jobs, timeout=600, log=log)
             log(f"catalog ready ({time.monotonic() - started:.0f} s)")
+            demo.build_showcases(log=log)
             # By name, not import: the game and the rating study stay apart.
             call_command("study_demo", base_url=f"http://{host}:{port}", stdout=self.stdout)
             if prepare_only:
@@ -99,6 +100,7 @@ class Command(ProjectCommand):
             if processes[-1].poll() is not None:
                 raise CommandError("the web server exited at start; see the messages above")
             self.stdout.write(self.style.SUCCESS(f"RNA-GAN demo running at http://{host}:{port}/"))
+            log(f"How RNA-GAN follows its sample: http://{host}:{port}/conditioning/")
             log(f"Statistics at http://{host}:{port}/stats/ (the staff login above); the worker refreshes "
                 "them every 2 minutes once games are played or the demo study is rated through the links above.")
             log(f"Celery worker log: {log_dir / 'worker.log'}. Press Ctrl-C to stop.")
