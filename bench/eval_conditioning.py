@@ -32,9 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from training.synthetic.histology import PROGRAM_NAMES  # noqa: E402
 
-# Arm name → train-gan --conditioning. rna-proj-narrow is rna-proj with the paper's narrow additive noise
-# (--noise-dim 0), trained and scored beside the others so its FD shares their encoder.
-ARMS = {"rna-proj": "rna-proj", "rna-proj-narrow": "rna-proj", "rna": "rna", "none": "none", "noise": "noise"}
+# Arm name → train-gan --conditioning. Variants of rna-proj are trained and scored beside the others, so
+# their FD shares one encoder: rna-proj-narrow takes the paper's narrow additive noise (--noise-dim 0),
+# rna-proj-ms adds the generator's mode-seeking term (--diversity-weight 1).
+ARMS = {"rna-proj": "rna-proj", "rna-proj-ms": "rna-proj", "rna-proj-narrow": "rna-proj", "rna": "rna",
+        "none": "none", "noise": "noise"}
+VARIANT_OPTIONS = {"rna-proj-narrow": ["--noise-dim", "0"], "rna-proj-ms": ["--diversity-weight", "1"]}
 SHORT = {"nuclear_density": "density", "nuclear_size": "size", "airspace_fraction": "airspace",
          "eosin_intensity": "eosin"}
 
@@ -79,15 +82,14 @@ def train_arm(work: Path, arm: str, seed: int, args: argparse.Namespace) -> Path
     extra = ["--vae", str(work / "vae")] if conditioning in ("rna", "rna-proj") else []
     if conditioning == "rna-proj":
         extra += shlex.split(args.proj_args)
-    if arm == "rna-proj-narrow":  # the noise decision: the paper's narrow additive noise, all else equal
-        extra += ["--noise-dim", "0"]
+    extra += VARIANT_OPTIONS.get(arm, [])
     # Minutes are the budget; on a machine shared with other work, equal steps are the fairer one.
     budget = ["--max-steps", str(args.steps_per_arm)] if args.steps_per_arm else ["--max-minutes",
                                                                                    str(args.minutes_per_arm)]
     started = time.perf_counter()
     rnagan("train-gan", "--tiles", str(work / "tiles.lmdb"), "--tissue", args.tissue, "--conditioning", conditioning,
            "--expression", str(work / "prepared"), "--preset", "tiny", "--epochs", "100000", "--seed", str(seed),
-           *budget, "--no-progress", "--set", "keep_checkpoints=100000",
+           *budget, "--no-progress", "--set", "keep_checkpoints=100000", "--resume",  # a killed bench goes on
            *shlex.split(args.train_args), *extra, "--out", str(run), log=work / "train.log")
     done.write_text(json.dumps({"arm": arm, "seed": seed, "wall_s": round(time.perf_counter() - started, 1),
                                 "minutes_per_arm": args.minutes_per_arm, "steps_per_arm": args.steps_per_arm}))
@@ -121,12 +123,13 @@ def summarise(metrics: dict, runs: dict[str, list[Path]]) -> tuple[dict, str]:
         cells = ", ".join(f"{ceiling['correlation']['held_out'][p]['pearson']:.2f}" for p in PROGRAM_NAMES)
         lines.append(f"| real tiles (ceiling) | – | {cells} | {ceiling['retrieval']['all']['top1']:.0%} | – | – | – |")
     targets = {}
-    if "rna-proj" in table:
-        proj = table["rna-proj"]
-        targets["rna-proj r ≥ 0.8 every program"] = all(r >= 0.8 for r in proj["r_mean"])
-        targets["rna-proj top-1 ≥ 5× chance"] = proj["top1_mean"] >= 5 * proj["chance"]
+    for arm, proj in table.items():
+        if ARMS[arm] != "rna-proj":
+            continue
+        targets[f"{arm} r ≥ 0.8 every program"] = all(r >= 0.8 for r in proj["r_mean"])
+        targets[f"{arm} top-1 ≥ 5× chance"] = proj["top1_mean"] >= 5 * proj["chance"]
         if "none" in table:
-            targets["rna-proj FD ≤ 1.2× GAN"] = proj["fd_mean"] <= 1.2 * table["none"]["fd_mean"]
+            targets[f"{arm} FD ≤ 1.2× GAN"] = proj["fd_mean"] <= 1.2 * table["none"]["fd_mean"]
     if "none" in table:
         targets["GAN |r| < 0.2 every program"] = all(abs(r) < 0.2 for r in table["none"]["r_mean"])
     lines.append("")

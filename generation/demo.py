@@ -25,7 +25,9 @@ SLUGS = {"Lung": "lung", "Brain - Cortex": "brain"}
 COHORT = dict(samples_per_tissue=10, genes=2000, slide_size=2048, seed=7)
 # The demo's RNA-GAN is the conditioned arm (issue #13): its critic rewards a tile for matching its sample.
 ARMS = {"gan": "none", "rnagan": "rna-proj"}
-ARM_OPTIONS = {"none": (), "rna-proj": ("--aux-weight", "1")}
+# The latent regression and the mode-seeking term: without the latter the conditioned generator drew one
+# tile whatever its sample and noise (README, section 4).
+ARM_OPTIONS = {"none": (), "rna-proj": ("--aux-weight", "1", "--diversity-weight", "1")}
 IMAGE_SIZE = 256  # the catalog's RNAGAN_TILE_SIZE: generators draw it natively
 STEPS = 800  # per GAN: about 8 minutes of 2 CPU cores at 256 px
 SAMPLING_FILES = {
@@ -102,16 +104,29 @@ def train_checkpoints(paths: DemoPaths, *, steps: int, log: Callable[[str], None
     rnagan("train-vae", "--data", str(paths.prepared), "--out", str(paths.run("vae")), "--preset", "tiny",
            "--epochs", "60", "--embedding", "pca", log=log)
     for tissue in TISSUES:
-        for arm, conditioning in ARMS.items():
-            extra = ["--vae", str(paths.run("vae")), "--expression", str(paths.prepared)] if conditioning != "none" else []
-            # Drawn at the catalog's 256 px natively (an upsampled tile is softer and compresses to a third
-            # of a real one's size: the catalog refuses it), with the tiny preset's narrow channels. All
-            # slides, since the demo cohort is small; a faster EMA, since a CPU run takes few steps. Both arms
-            # get the same number of steps (the same budget) and the tiny preset's stable rates.
-            rnagan("train-gan", "--tiles", str(paths.tiles), "--tissue", tissue, "--conditioning", conditioning,
-                   "--preset", "tiny", "--image-size", str(IMAGE_SIZE), "--split", "all", "--ema-decay", "0.98",
-                   "--epochs", "100000", "--max-steps", str(steps), "--no-progress",
-                   "--out", str(paths.run(gan_name(tissue, arm))), *ARM_OPTIONS[conditioning], *extra, log=log)
+        for arm in ARMS:
+            train_gan(paths, tissue, arm, steps=steps, log=log)
+    export_checkpoints(paths, log=log)
+
+
+def train_gan(paths: DemoPaths, tissue: str, arm: str, *, steps: int, log: Callable[[str], None] = print) -> None:
+    """One demo generator, from scratch (its run folder is replaced)."""
+    conditioning = ARMS[arm]
+    run = paths.run(gan_name(tissue, arm))
+    shutil.rmtree(run, ignore_errors=True)
+    extra = ["--vae", str(paths.run("vae")), "--expression", str(paths.prepared)] if conditioning != "none" else []
+    # Drawn at the catalog's 256 px natively (an upsampled tile is softer and compresses to a third of a
+    # real one's size: the catalog refuses it), with the tiny preset's narrow channels and stable rates.
+    # All slides, since the demo cohort is small; a faster EMA, since a CPU run takes few steps. Both arms
+    # get the same number of steps (the same budget).
+    rnagan("train-gan", "--tiles", str(paths.tiles), "--tissue", tissue, "--conditioning", conditioning,
+           "--preset", "tiny", "--image-size", str(IMAGE_SIZE), "--split", "all", "--ema-decay", "0.98",
+           "--epochs", "100000", "--max-steps", str(steps), "--no-progress", "--out", str(run),
+           *ARM_OPTIONS[conditioning], *extra, log=log)
+
+
+def export_checkpoints(paths: DemoPaths, *, log: Callable[[str], None] = print) -> None:
+    """Copy what sampling needs from var/demo/runs into demo/checkpoints, with portable configs."""
     shutil.rmtree(paths.committed, ignore_errors=True)
     for name, files in _run_files(paths):
         target = paths.committed / name

@@ -80,6 +80,8 @@ OPTIONS = (
            "rna-proj: standard-normal noise values concatenated after the latent (0: the paper's narrow "
            "additive noise; default: as many as the latent has)", "N"),
     Option("wgan.aux_weight", "--aux-weight", options.real(0), "rna-proj: critic's latent regression weight", "W"),
+    Option("wgan.diversity_weight", "--diversity-weight", options.real(0),
+           "weight of the generator's mode-seeking term (different inputs, different tiles; default 0)", "W"),
     Option("seed", "--seed", options.SEED, "seed of the initialisation, data order and every random draw", "N"),
     Option(
         "checkpoint_every",

@@ -26,6 +26,10 @@ from training.utils.runs import config_to_dict, load_state_checked, load_weights
 RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "keep_checkpoints")
 CHECKPOINT_FORMAT = 1
 
+# Config fields added after checkpoints were already being written → the value that behaves as before
+# their time; a checkpoint without the field resumes when the config holds that value.
+ADDED_FIELDS: dict[str, Any] = {"wgan.diversity_weight": 0.0}
+
 
 def save_checkpoint(
     run: Path, config: GANTrainConfig, step: int, epoch: int, position: int, g, d, ema: EMA, opt_g, opt_d
@@ -143,6 +147,8 @@ def config_differences(
     for key in sorted(set(saved) | set(now)):
         name = prefix + key
         a, b = saved.get(key, "<absent>"), now.get(key, "<absent>")
+        if key not in saved and ADDED_FIELDS.get(name, "<none>") == b:
+            continue  # a field added since the checkpoint was written, at the value that keeps old behaviour
         if isinstance(a, dict) and isinstance(b, dict):
             out += config_differences(a, b, name + ".", where=where)
         elif a != b and name not in RESUMABLE_CHANGES:

@@ -27,10 +27,12 @@ class WGANConfig:
     gp_weight: float = 10.0
     n_critic: int = 1
     aux_weight: float = 0.0  # conditioned critic with an auxiliary head: weight of the latent regression
+    diversity_weight: float = 0.0  # mode-seeking term of the generator (Mao et al. 2019); 0: off
 
     def __post_init__(self) -> None:
-        if self.gp_weight < 0 or self.aux_weight < 0:
-            raise ValueError(f"gp_weight and aux_weight must be ≥ 0, got {self.gp_weight}, {self.aux_weight}")
+        if self.gp_weight < 0 or self.aux_weight < 0 or self.diversity_weight < 0:
+            raise ValueError(f"gp_weight, aux_weight and diversity_weight must be ≥ 0, got {self.gp_weight}, "
+                             f"{self.aux_weight}, {self.diversity_weight}")
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be ≥ 1, got {self.n_critic}")
 
@@ -111,6 +113,19 @@ def generator_loss(critic: nn.Module, fake: torch.Tensor, cond: torch.Tensor | N
     return loss
 
 
+def mode_seeking_loss(images: torch.Tensor, inputs: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mao et al. (2019): 1 / (mean |G(a) − G(b)| / mean |a − b| + eps) over the batch's two halves paired.
+
+    Low when two different inputs give different tiles; it grows as the generator ignores its input,
+    which the projection critic alone let happen (every tile of a run nearly one image, issue #13)."""
+    half = images.shape[0] // 2
+    if half == 0:
+        return images.new_zeros(())
+    image_gap = (images[:half] - images[half:2 * half]).abs().float().mean(dim=(1, 2, 3))
+    input_gap = (inputs[:half] - inputs[half:2 * half]).abs().float().mean(dim=1)
+    return (1.0 / (image_gap / (input_gap + eps) + eps)).mean()
+
+
 @dataclass
 class StepLosses:
     """Detached scalars on the training device (read them with .item() only when logging)."""
@@ -153,7 +168,7 @@ def train_step(
     if len(reals) != config.n_critic:
         raise ValueError(f"train_step got {len(reals)} real batches for n_critic = {config.n_critic}")
     totals = []
-    fake = cond = None
+    fake = cond = drawn = drawn_from = None
     for k, real in enumerate(reals):
         last = k == len(reals) - 1
         z = make_input(k)
@@ -161,6 +176,7 @@ def train_step(
         with autocast():
             if last:
                 fake = generator(z)
+                drawn, drawn_from = fake, z  # before augmentation: the diversity term measures the generator
             else:
                 with torch.no_grad():
                     fake = generator(z)
@@ -177,6 +193,8 @@ def train_step(
     try:
         with autocast():
             g_loss = generator_loss(critic_module, fake, cond, config.aux_weight)
+            if config.diversity_weight > 0:
+                g_loss = g_loss + config.diversity_weight * mode_seeking_loss(drawn, drawn_from)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

@@ -12,7 +12,7 @@ import torch
 from tests.training.loops.test_train_gan import conditioning, tiny_config, train
 from training.inference.generate import generate, load_generator
 from training.loops.loss_log import DivergenceMonitor
-from training.loops.wgan import critic_loss, gradient_penalty
+from training.loops.wgan import critic_loss, gradient_penalty, mode_seeking_loss
 from training.networks.gan import Critic, GANConfig, init_weights
 
 
@@ -54,6 +54,19 @@ def test_the_auxiliary_head_adds_a_latent_regression_to_the_critic_loss():
     with_aux = critic_loss(critic, real, fake, gp_weight=10, alpha=alpha, cond=cond, aux_weight=1.0).total
     predicted = critic.aux(critic.features(real).flatten(1))
     torch.testing.assert_close(with_aux - plain, torch.nn.functional.mse_loss(predicted, cond))
+
+
+def test_the_mode_seeking_term_is_high_for_a_generator_that_ignores_its_input_and_pushes_tiles_apart():
+    inputs = torch.randn(8, 16)
+    same = torch.zeros(8, 3, 8, 8, requires_grad=True)
+    varied = torch.rand(8, 3, 8, 8) * 2 - 1
+    assert mode_seeking_loss(same, inputs) > 100 * mode_seeking_loss(varied, inputs)
+    # Its gradient on two identical halves moves them apart: a descent step makes them differ.
+    nearly = (torch.zeros(8, 3, 8, 8) + torch.linspace(0, 1e-3, 8).view(8, 1, 1, 1)).requires_grad_(True)
+    mode_seeking_loss(nearly, inputs).backward()
+    stepped = nearly.detach() - 1e-3 * nearly.grad
+    gap = lambda x: (x[:4] - x[4:]).abs().mean()  # noqa: E731
+    assert gap(stepped) > gap(nearly.detach())
 
 
 def test_an_rna_proj_run_trains_and_samples_from_the_latent_plus_concatenated_noise(tmp_path):

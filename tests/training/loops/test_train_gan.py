@@ -135,6 +135,18 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
         train(tiny_config(), tmp_path / "run", max_steps=2)
 
 
+def test_a_checkpoint_written_before_a_field_existed_resumes_only_at_the_value_that_behaves_as_before(tmp_path):
+    train(tiny_config(), tmp_path / "run", max_steps=1)
+    meta_path = tmp_path / "run/checkpoints/step-00000001.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["wgan"]["diversity_weight"]  # as a checkpoint of the code before the term existed
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="wgan.diversity_weight is '<absent>' in the checkpoint but 1.0"):
+        train(tiny_config(**{"wgan.diversity_weight": 1.0}), tmp_path / "run", max_steps=2, resume=True)
+    train(tiny_config(), tmp_path / "run", max_steps=2, resume=True)
+    assert json.loads((tmp_path / "run/checkpoints/latest.json").read_text())["step"] == 2
+
+
 def test_rna_gan_without_its_latent_table_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="RNA-GAN .* needs the VAE latent table"):
         train_gan(
