@@ -142,3 +142,21 @@ def test_the_command_builds_the_set_and_the_home_page_links_the_page(rnagan_chec
     assert Checkpoint.objects.get(name="lung-rnagan-show").kind == "rnagan"
     assert showcase_read()[0].tissue == "Lung"
     assert 'href="/conditioning/"' in client.get("/").content.decode()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_page_shows_every_tile_in_chromium_and_fits_a_phone(rnagan_checkpoint, browser, live_server):
+    showcase_build(checkpoint=rnagan_checkpoint, per_sample=3)
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    response = page.goto(live_server.url + "/conditioning/")
+    assert response is not None and response.status == 200
+    images = page.locator(".showcase-grid img")
+    assert images.count() == 12  # two samples × (3 real + 3 drawn)
+    for k in range(12):
+        images.nth(k).scroll_into_view_if_needed()  # lazy images load once near the viewport
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=images.nth(k).element_handle())
+        assert images.nth(k).evaluate("img => img.naturalWidth") == 64
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    context.close()
