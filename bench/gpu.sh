@@ -49,7 +49,7 @@ for TISSUE in Lung "Brain - Cortex"; do
   for ARM in none rna-proj; do
     RUN="$WORK/runs/$(echo "$TISSUE" | cut -d' ' -f1 | tr A-Z a-z)-$ARM"
     EXTRA=()
-    [ "$ARM" = rna-proj ] && EXTRA=(--vae "$WORK/vae" --aux-weight 1)
+    [ "$ARM" = rna-proj ] && EXTRA=(--vae "$WORK/vae" --aux-weight 1 --diversity-weight 1)
     [ -f "$RUN/generator_ema.safetensors" ] || rnagan train-gan --tiles "$WORK/tiles.lmdb" --tissue "$TISSUE" \
         --conditioning "$ARM" --expression "$WORK/prepared" --preset small --image-size 256 --epochs 100000 \
         --max-minutes "$MINUTES" --no-progress --set keep_checkpoints=100000 "${EXTRA[@]}" --out "$RUN"

@@ -203,17 +203,20 @@ def populate_catalog(paths: DemoPaths, *, real_per_tissue: int, synthetic_per_ar
     from generation.imports import real_tiles_import_lmdb
     from generation.models import GenerationJob, Tile
     from generation.services import checkpoint_register
+    from generation.showcase import showcase_slides
     from generation.tasks import generation_job_submit
 
     jobs = []
     for tissue in TISSUES:
+        checkpoints = {arm: checkpoint_register(run_dir=str(paths.run(gan_name(tissue, arm))), name=gan_name(tissue, arm))
+                       for arm in ARMS}
         have = Tile.objects.filter(source=Tile.Source.REAL, tissue=tissue).count()
         if have < real_per_tissue:
-            added = real_tiles_import_lmdb(path=paths.tiles, tissue=tissue, limit=real_per_tissue)
-            log(f"imported {added} real {tissue} tiles")
-        for arm in ARMS:
-            name = gan_name(tissue, arm)
-            checkpoint = checkpoint_register(run_dir=str(paths.run(name)), name=name)
+            # The two samples the /conditioning/ page shows stay out of the game: it labels their tiles.
+            held = showcase_slides(checkpoint=checkpoints["rnagan"])
+            added = real_tiles_import_lmdb(path=paths.tiles, tissue=tissue, limit=real_per_tissue, exclude_slides=held)
+            log(f"imported {added} real {tissue} tiles (slides {', '.join(held)} kept for /conditioning/)")
+        for checkpoint in checkpoints.values():
             have = Tile.objects.filter(checkpoint=checkpoint).count()
             pending = GenerationJob.objects.filter(checkpoint=checkpoint).exclude(status=GenerationJob.Status.DONE)
             if pending.exists():

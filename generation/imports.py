@@ -4,7 +4,7 @@ catalog's), a folder's images through that same encoder (generation/encoding.py)
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +35,10 @@ def _folder_tiles(folder: Path) -> Iterator[tuple[np.ndarray, TileOrigin]]:  # p
         yield rgb, TileOrigin(cohort=folder.name, sample=path.stem)
 
 
-def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[bytes, TileOrigin]]:  # JPEG bytes
+def _lmdb_tiles(path: Path, tissue: str, exclude_slides: Collection[str] = ()) -> Iterator[tuple[bytes, TileOrigin]]:
     """Tiles of the store's complete slides labelled with `tissue` (or unlabelled), one slide after
     another in turn, so that a --limit draws from every slide rather than from the first few.
+    `exclude_slides` stay out (slides kept for the /conditioning/ page, which must never show a dealt slide).
 
     The bytes become the catalog's files unchanged, so the store must have been written at the catalog's
     JPEG quality; any other is refused, naming the store and slide.
@@ -53,6 +54,7 @@ def _lmdb_tiles(path: Path, tissue: str) -> Iterator[tuple[bytes, TileOrigin]]: 
         chosen = sorted(
             slide for slide, record in records.items()
             if record.get("status") == "complete" and record.get("tissue") in (None, "", tissue)
+            and slide not in exclude_slides
         )
         if not chosen:
             labels = sorted({str(r.get("tissue")) for r in records.values() if r.get("status") == "complete"})
@@ -88,5 +90,6 @@ def real_tiles_import_folder(*, folder: str | Path, tissue: str, limit: int | No
     return _import(_folder_tiles(Path(folder)), tissue=tissue, limit=limit, stored=False)
 
 
-def real_tiles_import_lmdb(*, path: str | Path, tissue: str, limit: int | None = None) -> int:
-    return _import(_lmdb_tiles(Path(path), tissue), tissue=tissue, limit=limit, stored=True)
+def real_tiles_import_lmdb(*, path: str | Path, tissue: str, limit: int | None = None,
+                           exclude_slides: Collection[str] = ()) -> int:
+    return _import(_lmdb_tiles(Path(path), tissue, exclude_slides), tissue=tissue, limit=limit, stored=True)

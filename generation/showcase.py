@@ -91,11 +91,9 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def showcase_build(*, checkpoint: Checkpoint, per_sample: int = 6) -> Showcase:
-    """Write the set of an RNA-GAN checkpoint (replacing an older one) and return it."""
+def _open(checkpoint: Checkpoint):
     from generation.loader import cached_generator
     from training.data.tile_store import TileStore
-    from training.inference.generate import generate
 
     if checkpoint.kind != Checkpoint.Kind.RNAGAN:
         raise ShowcaseError(f"checkpoint {checkpoint.name} is a {checkpoint.kind} run: it draws from no expression")
@@ -103,14 +101,36 @@ def showcase_build(*, checkpoint: Checkpoint, per_sample: int = 6) -> Showcase:
     tiles = json.loads((Path(checkpoint.run_dir) / "config.json").read_text()).get("tiles")
     if not tiles or not Path(tiles).exists():
         raise ShowcaseError(f"{checkpoint.run_dir}/config.json: its tile store {tiles!r} is not on this machine")
-    with TileStore(tiles) as store:
-        candidates = _candidates(loaded, store, per_sample=per_sample, exclude=_catalog_slides(checkpoint.tissue))
-        if len(candidates) < 2:
-            raise ShowcaseError(
-                f"{checkpoint.name}: fewer than two {checkpoint.tissue} samples have {per_sample} tiles in {tiles} "
-                "and no tile in the catalog")
-        expression = np.stack([loaded.expression_for_sample(sample) for sample, _, _ in candidates])
-        pair = _furthest_pair(loaded.encode(expression))
+    return loaded, TileStore(tiles)
+
+
+def _pair(checkpoint: Checkpoint, loaded, store, *, per_sample: int, exclude: set[str]):
+    candidates = _candidates(loaded, store, per_sample=per_sample, exclude=exclude)
+    if len(candidates) < 2:
+        raise ShowcaseError(
+            f"{checkpoint.name}: fewer than two {checkpoint.tissue} samples have {per_sample} tiles in "
+            f"{store.path} and no tile in the catalog")
+    expression = np.stack([loaded.expression_for_sample(sample) for sample, _, _ in candidates])
+    return candidates, expression, _furthest_pair(loaded.encode(expression))
+
+
+def showcase_slides(*, checkpoint: Checkpoint, per_sample: int = 6) -> list[str]:
+    """The two slides a set would show if the catalog held none of the tissue's slides: a site that wants
+    the page keeps them out of its real-tile import (`import_tiles --exclude-slide`; the demo does)."""
+    loaded, store = _open(checkpoint)
+    with store:
+        candidates, _, pair = _pair(checkpoint, loaded, store, per_sample=per_sample, exclude=set())
+    return [candidates[i][1] for i in pair]
+
+
+def showcase_build(*, checkpoint: Checkpoint, per_sample: int = 6) -> Showcase:
+    """Write the set of an RNA-GAN checkpoint (replacing an older one) and return it."""
+    from training.inference.generate import generate
+
+    loaded, store = _open(checkpoint)
+    with store:
+        candidates, expression, pair = _pair(checkpoint, loaded, store, per_sample=per_sample,
+                                             exclude=_catalog_slides(checkpoint.tissue))
         root = showcase_root()
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint.name}-", dir=root))

@@ -200,7 +200,7 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
 @require_safe
 def conditioning(request: HttpRequest) -> HttpResponse:
     # Labelled tiles that are never dealt (generation/showcase.py): the page cannot teach the game's answers.
-    return render(request, "quiz/conditioning.html", {"showcases": showcase_read()})
+    return render(request, "quiz/conditioning.html", {"showcases": showcase_read(), "conf": selectors.quiz_settings()})
 
 
 @require_safe

@@ -65,6 +65,7 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["--lmdb", "EMPTY_DIR", "--tissue", "Lung"],
         ["--folder", "BROKEN_TILES", "--tissue", "Lung", "--limit", "0"],
         ["--folder", "BROKEN_TILES", "--tissue", "  "],
+        ["--folder", "BROKEN_TILES", "--tissue", "Lung", "--exclude-slide", "GTEX-X"],
     ],
     "pregenerate": [
         [],

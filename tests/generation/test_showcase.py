@@ -16,7 +16,7 @@ from PIL import Image
 from generation.imports import real_tiles_import_lmdb
 from generation.models import Checkpoint, Tile
 from generation.services import checkpoint_register
-from generation.showcase import ShowcaseError, showcase_build, showcase_read, showcase_root
+from generation.showcase import ShowcaseError, showcase_build, showcase_read, showcase_root, showcase_slides
 from tests.generation.conftest import he_like_tile
 from tests.training.inference.test_generate import make_run, write_prepared, write_vae_run
 
@@ -87,6 +87,17 @@ def test_the_set_shows_the_two_most_different_samples_outside_the_catalog(rnagan
     assert np.abs(first.astype(int) - second.astype(int)).mean() > 1  # drawn from different expression
     assert Tile.objects.filter(checkpoint=rnagan_checkpoint).count() == 0  # nothing drawn enters the catalog
     assert [s.name for s in showcase_read()] == ["lung-rnagan-show"]
+
+
+def test_slides_kept_out_of_the_import_are_the_ones_the_set_then_shows(rnagan_checkpoint, tmp_path):
+    held = showcase_slides(checkpoint=rnagan_checkpoint, per_sample=3)
+    assert len(held) == 2 and set(held) <= set(SLIDES)
+    out = io.StringIO()
+    call_command("import_tiles", "--lmdb", _store(rnagan_checkpoint), "--tissue", "Lung",
+                 *[arg for slide in held for arg in ("--exclude-slide", slide)], stdout=out)
+    assert set(Tile.objects.values_list("expression_sample", flat=True)) == set(SLIDES) - set(held)
+    built = showcase_build(checkpoint=rnagan_checkpoint, per_sample=3)
+    assert [s.slide for s in built.samples] == held
 
 
 def test_a_set_whose_slide_later_enters_the_catalog_is_no_longer_shown(rnagan_checkpoint, client):

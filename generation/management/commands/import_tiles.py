@@ -13,15 +13,19 @@ class Command(ProjectCommand):
         source.add_argument("--folder", help="a folder of PNG/JPEG/TIFF tiles")
         parser.add_argument("--tissue", required=True, help="tissue label, e.g. 'Lung' or 'Brain - Cortex'")
         parser.add_argument("--limit", type=int, help="import at most this many tiles")
+        parser.add_argument("--exclude-slide", action="append", default=[], metavar="SLIDE",
+                            help="(--lmdb) leave this slide out, e.g. one kept for /conditioning/ (repeatable)")
 
-    def handle(self, *args, lmdb=None, folder=None, tissue: str, limit=None, **options):
+    def handle(self, *args, lmdb=None, folder=None, tissue: str, limit=None, exclude_slide=(), **options):
         if limit is not None and limit < 1:
             raise CommandError(f"--limit {limit}: give at least 1 (or leave it out for every tile)")
         if not tissue.strip():
             raise CommandError("--tissue is empty: name the tissue, e.g. 'Lung'")
+        if exclude_slide and not lmdb:
+            raise CommandError("--exclude-slide names slides of a tile store: use it with --lmdb")
         try:
             if lmdb:
-                added = real_tiles_import_lmdb(path=lmdb, tissue=tissue, limit=limit)
+                added = real_tiles_import_lmdb(path=lmdb, tissue=tissue, limit=limit, exclude_slides=set(exclude_slide))
             else:
                 added = real_tiles_import_folder(folder=folder, tissue=tissue, limit=limit)
         except (TileSourceError, FileNotFoundError) as exc:
