@@ -73,8 +73,12 @@ def prepare_data(work: Path, args: argparse.Namespace) -> None:
                "--embedding", "pca")
 
 
+def run_dir(work: Path, arm: str, seed: int, args: argparse.Namespace) -> Path:
+    return work / "runs" / f"{args.tissue.split()[0].lower()}-{arm}{args.label}-s{seed}"
+
+
 def train_arm(work: Path, arm: str, seed: int, args: argparse.Namespace) -> Path:
-    run = work / "runs" / f"{args.tissue.split()[0].lower()}-{arm}{args.label}-s{seed}"
+    run = run_dir(work, arm, seed, args)
     done = run / "bench.json"
     if done.exists():
         return run
@@ -158,6 +162,8 @@ def main() -> int:
     parser.add_argument("--eval-out", default="eval", help="evaluation folder inside --work (default eval)")
     parser.add_argument("--no-eval", action="store_true",
                         help="train only (several processes may train different seeds; one final run evaluates)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="train nothing: score the finished runs of --arms × --seeds that exist")
     parser.add_argument("--fast-eval", action="store_true", help="lighter detectability/curve/encoder (pilots)")
     args = parser.parse_args()
     if args.samples_per_tissue < 40:
@@ -168,7 +174,13 @@ def main() -> int:
     runs: dict[str, list[Path]] = {arm: [] for arm in args.arms}
     for seed in args.seeds:
         for arm in args.arms:
+            if args.eval_only:  # score the finished runs there are (arms may then differ in seeds: printed)
+                done = run_dir(work, arm, seed, args)
+                if (done / "bench.json").exists():
+                    runs[arm].append(done)
+                continue
             runs[arm].append(train_arm(work, arm, seed, args))
+    runs = {arm: found for arm, found in runs.items() if found}
     if args.no_eval:
         return 0
 
