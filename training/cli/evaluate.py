@@ -44,9 +44,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from training.metrics.evaluate import EvalConfig, evaluate
 
     try:
-        config = EvalConfig(tiles_per_sample=args.tiles_per_sample, generated=args.generated, split=args.split,
-                            real_per_slide=args.real_per_slide, seed=args.seed,
-                            detect=replace(DetectConfig(), folds=args.folds))
+        settings = {"tiles_per_sample": args.tiles_per_sample, "split": args.split,
+                    "real_per_slide": args.real_per_slide, "seed": args.seed}
+        if args.fast:
+            config = EvalConfig.fast(**settings)
+            config = replace(config, detect=replace(config.detect, folds=args.folds or config.detect.folds),
+                             generated=args.generated or config.generated)
+        else:
+            config = EvalConfig(**settings, generated=args.generated or 1000,
+                                detect=replace(DetectConfig(), folds=args.folds or 5))
         evaluate(args.runs, tiles=args.tiles, expression=args.expression, out=args.out, programs=args.programs,
                  inception_weights=args.inception_weights, config=config, progress=not args.no_progress)
     except USER_ERRORS as exc:
@@ -93,11 +99,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="held-out samples whose real tiles the quality metrics compare against (default test)")
     ev.add_argument("--tiles-per-sample", type=_AT_LEAST_TWO, default=16, metavar="K",
                     help="generated and real tiles a sample for fidelity (default 16)")
-    ev.add_argument("--generated", type=_AT_LEAST_TWO, default=1000, metavar="N",
-                    help="generated tiles for the quality metrics (default 1000)")
+    ev.add_argument("--generated", type=_AT_LEAST_TWO, default=None, metavar="N",
+                    help="generated tiles for the quality metrics (default 1000; 300 with --fast)")
     ev.add_argument("--real-per-slide", type=_AT_LEAST_TWO, default=64, metavar="N",
                     help="real tiles read a slide (default 64)")
-    ev.add_argument("--folds", type=_AT_LEAST_TWO, default=5, help="detectability cross-validation folds (default 5)")
+    ev.add_argument("--folds", type=_AT_LEAST_TWO, default=None,
+                    help="detectability cross-validation folds (default 5; 3 with --fast)")
+    ev.add_argument("--fast", action="store_true",
+                    help="lighter encoder, detector, curve and UMAP (pilots, the demo); fidelity as in full")
     ev.add_argument("--seed", type=options.SEED, default=0)
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=run_evaluate)

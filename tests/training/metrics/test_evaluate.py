@@ -128,3 +128,19 @@ def test_evaluate_names_a_folder_that_is_not_a_run(cohort, tmp_path, capsys):
 
 
 assert len(GENES) == 10  # the helpers' expression width, used by the VAE above
+
+
+def test_fast_lightens_the_learned_parts_and_scores_fidelity_as_in_full(cohort, tmp_path, monkeypatch):
+    root, runs = cohort
+    seen = []
+    monkeypatch.setattr("training.metrics.evaluate.evaluate", lambda *a, config, **k: seen.append(config))
+    common = ["evaluate", "--runs", *map(str, runs), "--tiles", str(root / "tiles.lmdb"),
+              "--expression", str(root / "prepared"), "--out", str(tmp_path / "eval")]
+    assert main([*common, "--fast", "--tiles-per-sample", "4"]) == 0
+    assert main([*common, "--fast", "--folds", "4", "--generated", "50"]) == 0
+    assert main(common) == 0
+    fast, fast_custom, full = seen
+    assert fast.encoder.min_steps < full.encoder.min_steps and fast.detect.epochs < full.detect.epochs
+    assert (fast.detect.folds, fast.generated, fast.tiles_per_sample) == (3, 300, 4)
+    assert (fast_custom.detect.folds, fast_custom.generated) == (4, 50)
+    assert (full.detect.folds, full.generated, full.tiles_per_sample) == (5, 1000, 16)
