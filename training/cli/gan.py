@@ -80,8 +80,7 @@ OPTIONS = (
            "rna-proj: standard-normal noise values concatenated after the latent (0: the paper's narrow "
            "additive noise; default: as many as the latent has)", "N"),
     Option("wgan.aux_weight", "--aux-weight", options.real(0), "rna-proj: critic's latent regression weight", "W"),
-    Option("wgan.diversity_weight", "--diversity-weight", options.real(0),
-           "weight of the generator's mode-seeking term (different inputs, different tiles; default 0)", "W"),
+    Option("wgan.diversity_weight", "--diversity-weight", options.real(0), "mode-seeking term weight (default 0)", "W"),
     Option("seed", "--seed", options.SEED, "seed of the initialisation, data order and every random draw", "N"),
     Option(
         "checkpoint_every",
@@ -352,22 +351,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "training split's slides (unless --split all)",
     )
     train.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
-    train.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the run's latest checkpoint exactly (starts the run if it has none)",
-    )
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the run's latest checkpoint exactly (starts the run if it has none)")
     add_preset_options(train, GAN_PRESETS, OPTIONS)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     train.add_argument(
         "--workers", type=options.WORKERS, default=None, help="data loader processes (default 8 on CUDA, 0 on CPU)"
     )
-    train.add_argument(
-        "--compile",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="torch.compile the generator forward (auto: on CUDA)",
-    )
+    train.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                       help="torch.compile the generator forward (auto: on CUDA)")
     train.add_argument(
         "--max-steps", type=options.COUNT, default=None, help="stop (with a checkpoint) after this many steps"
     )
