@@ -40,8 +40,8 @@ test: $(STAMP) services browser
 demo: $(STAMP)
 	DJANGO_DEBUG=1 RNAGAN_DEMO_COHORT=1 RNAGAN_POOL_MIN=20 RNAGAN_TILE_MAX_EXPOSURES=1000 $(BIN)/python manage.py demo
 
-# Retrain the small checkpoints committed in demo/checkpoints (CPU, about 10 minutes of CPU time; 29 min wall
-# on a shared 2-core machine).
+# Retrain the small checkpoints committed in demo/checkpoints: the VAE, then a GAN and an RNA-GAN a tissue,
+# 800 steps each at 256 px (10–16 min a generator on a shared 2-core machine).
 demo-checkpoints: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m generation.demo --train
 
