@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 HISTORY_QUALITIES = (85, 90, 95)  # around the store's q90: lower ones mostly measure texture
 CROP = 4  # px: moves the 8 × 8 grid by half a block
@@ -204,8 +204,6 @@ def compressed_size(data: bytes) -> int:
 
 def tile_features(body: bytes, headers: Mapping[str, str]) -> dict[str, dict[str, object]]:
     """Every family's features of one served tile, as a browser received it."""
-    from PIL import JpegImagePlugin
-
     with Image.open(io.BytesIO(body)) as image:
         rgb = np.asarray(image.convert("RGB"))
         is_jpeg = image.format == "JPEG"

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 from django.conf import settings
 
 from generation.models import Checkpoint, Tile
+from training.utils.io import atomic_folder
 
 FOLDER = "showcase"
 MANIFEST = "manifest.json"
@@ -131,10 +130,7 @@ def showcase_build(*, checkpoint: Checkpoint, per_sample: int = 6) -> Showcase:
     with store:
         candidates, expression, pair = _pair(checkpoint, loaded, store, per_sample=per_sample,
                                              exclude=_catalog_slides(checkpoint.tissue))
-        root = showcase_root()
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint.name}-", dir=root))
-        try:
+        with atomic_folder(showcase_root() / checkpoint.name, overwrite=True) as staging:
             chosen = []
             for rank, index in enumerate(pair):
                 sample, slide, keys = candidates[index]
@@ -156,17 +152,22 @@ def showcase_build(*, checkpoint: Checkpoint, per_sample: int = 6) -> Showcase:
             manifest = {"name": showcase.name, "tissue": showcase.tissue, "checkpoint": showcase.checkpoint,
                         "samples": [s.__dict__ for s in chosen]}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            final = root / checkpoint.name
-            if final.exists():
-                old = root / f".{checkpoint.name}-old"
-                shutil.rmtree(old, ignore_errors=True)
-                final.rename(old)
-                shutil.rmtree(old)
-            staging.rename(final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return showcase
+
+
+def _read_set(folder: Path) -> Showcase | None:
+    """The set in `folder`, or None when it is unreadable, half-written or shows a slide now in the catalog."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+        showcase = Showcase(name=data["name"], tissue=data["tissue"], checkpoint=data["checkpoint"],
+                            samples=[ShowcaseSample(**s) for s in data["samples"]])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if folder.name != showcase.name:  # a temporary folder being written, or a renamed copy
+        return None
+    shown = Tile.objects.filter(source=Tile.Source.REAL, tissue=showcase.tissue,
+                                expression_sample__in=[s.slide for s in showcase.samples])
+    return None if shown.exists() else showcase
 
 
 def showcase_read() -> list[Showcase]:
@@ -174,25 +175,12 @@ def showcase_read() -> list[Showcase]:
     root = showcase_root()
     if not root.is_dir():
         return []
-    sets = []
-    for manifest_path in sorted(root.glob(f"*/{MANIFEST}")):
-        try:
-            data = json.loads(manifest_path.read_text())
-            showcase = Showcase(name=data["name"], tissue=data["tissue"], checkpoint=data["checkpoint"],
-                                samples=[ShowcaseSample(**s) for s in data["samples"]])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if manifest_path.parent.name != showcase.name:
-            continue
-        if _catalog_slides(showcase.tissue) & {s.slide for s in showcase.samples}:
-            continue
-        sets.append(showcase)
-    return sets
+    return [found for folder in sorted(root.iterdir()) if folder.is_dir() and (found := _read_set(folder))]
 
 
 def showcase_file(name: str, file: str) -> Path | None:
     """The path of one image of a set that `showcase_read` would show, or None."""
-    for showcase in showcase_read():
-        if showcase.name == name and any(file in s.real or file in s.drawn for s in showcase.samples):
-            return showcase_root() / name / file
+    showcase = _read_set(showcase_root() / name)
+    if showcase and any(file in s.real or file in s.drawn for s in showcase.samples):
+        return showcase_root() / name / file
     return None

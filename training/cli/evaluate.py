@@ -40,19 +40,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     validate_evaluate(args)
     from dataclasses import replace
 
-    from training.metrics.detectability import DetectConfig
     from training.metrics.evaluate import EvalConfig, evaluate
 
     try:
         settings = {"tiles_per_sample": args.tiles_per_sample, "split": args.split,
                     "real_per_slide": args.real_per_slide, "seed": args.seed}
-        if args.fast:
-            config = EvalConfig.fast(**settings)
-            config = replace(config, detect=replace(config.detect, folds=args.folds or config.detect.folds),
-                             generated=args.generated or config.generated)
-        else:
-            config = EvalConfig(**settings, generated=args.generated or 1000,
-                                detect=replace(DetectConfig(), folds=args.folds or 5))
+        config = EvalConfig.fast(**settings) if args.fast else EvalConfig(**settings)
+        if args.generated:
+            config = replace(config, generated=args.generated)
+        if args.folds:
+            config = replace(config, detect=replace(config.detect, folds=args.folds))
         evaluate(args.runs, tiles=args.tiles, expression=args.expression, out=args.out, programs=args.programs,
                  inception_weights=args.inception_weights, config=config, progress=not args.no_progress)
     except USER_ERRORS as exc:

@@ -26,10 +26,6 @@ from training.utils.runs import config_to_dict, load_state_checked, load_weights
 RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "keep_checkpoints")
 CHECKPOINT_FORMAT = 1
 
-# Config fields added after checkpoints were already being written → the value that behaves as before
-# their time; a checkpoint without the field resumes when the config holds that value.
-ADDED_FIELDS: dict[str, Any] = {"wgan.diversity_weight": 0.0}
-
 
 def save_checkpoint(
     run: Path, config: GANTrainConfig, step: int, epoch: int, position: int, g, d, ema: EMA, opt_g, opt_d
@@ -133,24 +129,29 @@ def load_checkpoint(run: Path, config: GANTrainConfig) -> Checkpoint | None:
         raise CheckpointError(
             f"{path}: checkpoint format {meta.get('format')!r}, this code reads {CHECKPOINT_FORMAT}"
         )
-    differences = config_differences(meta["config"], config_to_dict(config))
+    # A field added to the config since the checkpoint was written resumes at its default: defaults keep
+    # the behaviour from before the field existed.
+    differences = config_differences(meta["config"], config_to_dict(config), defaults=config_to_dict(type(config)()))
     if differences:
         raise CheckpointError(f"{path}: checkpoint/config mismatch: " + "; ".join(differences[:5]))
     return Checkpoint(path, meta)
 
 
 def config_differences(
-    saved: dict[str, Any], now: dict[str, Any], prefix: str = "", *, where: str = "in the checkpoint"
+    saved: dict[str, Any], now: dict[str, Any], prefix: str = "", *, where: str = "in the checkpoint",
+    defaults: dict[str, Any] | None = None,
 ) -> list[str]:
     """Fields (dotted) that differ, other than RESUMABLE_CHANGES, as readable sentences."""
     out = []
     for key in sorted(set(saved) | set(now)):
         name = prefix + key
         a, b = saved.get(key, "<absent>"), now.get(key, "<absent>")
-        if key not in saved and ADDED_FIELDS.get(name, "<none>") == b:
-            continue  # a field added since the checkpoint was written, at the value that keeps old behaviour
+        default = (defaults or {}).get(key, "<none>")
+        if key not in saved and default == b:
+            continue  # absent from the saved config and at its default now
         if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, name + ".", where=where)
+            out += config_differences(a, b, name + ".", where=where,
+                                      defaults=default if isinstance(default, dict) else None)
         elif a != b and name not in RESUMABLE_CHANGES:
             out.append(f"{name} is {a!r} {where} but {b!r} now")
     return out
